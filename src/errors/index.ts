@@ -1,0 +1,148 @@
+/**
+ * The few typed errors runwarden throws. Each carries a machine-readable `code`; callers branch on
+ * the code (or on `instanceof`), never on message text. Messages name the field and the fix.
+ */
+
+export type RunwardenErrorCode =
+  | 'MLFLOW_API_ERROR'
+  | 'MLFLOW_UNREACHABLE'
+  | 'VALIDATION_ERROR'
+  | 'PARAM_CONFLICT'
+  | 'EXPERIMENT_DELETED'
+  | 'RUN_CLOSED'
+  | 'UNSAFE_ARTIFACT_PATH'
+  | 'UNSUPPORTED_ARTIFACT_URI'
+  | 'CONFIG_ERROR';
+
+/** Base class: every error runwarden raises on purpose is one of these. */
+export class RunwardenError extends Error {
+  readonly code: RunwardenErrorCode;
+  constructor(code: RunwardenErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An MLflow REST call answered with an error (JSON `{error_code, message}` or any other body). */
+export class MlflowApiError extends RunwardenError {
+  /** HTTP status; 0 when no response arrived. */
+  readonly status: number;
+  /** MLflow's `error_code` (e.g. `RESOURCE_DOES_NOT_EXIST`), or `HTTP_<status>` for non-JSON bodies. */
+  readonly errorCode: string;
+  /** `METHOD /path` of the failed request. */
+  readonly endpoint: string;
+  /** MLflow's own message (or the start of a non-JSON body). */
+  readonly serverMessage: string;
+  /** From a `Retry-After` header, when the server sent one. */
+  readonly retryAfterMs?: number;
+  constructor(init: {
+    status: number;
+    errorCode: string;
+    message: string;
+    endpoint: string;
+    retryAfterMs?: number;
+  }) {
+    super('MLFLOW_API_ERROR', `${init.endpoint} failed (${init.status} ${init.errorCode}): ${init.message}`);
+    this.status = init.status;
+    this.errorCode = init.errorCode;
+    this.endpoint = init.endpoint;
+    this.serverMessage = init.message;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** The tracking server could not be reached (connection refused, DNS, timeout) after all retries. */
+export class MlflowUnreachableError extends RunwardenError {
+  readonly endpoint: string;
+  constructor(endpoint: string, detail: string, cause?: unknown) {
+    super(
+      'MLFLOW_UNREACHABLE',
+      `${endpoint}: MLflow tracking server unreachable (${detail}). Check MLFLOW_TRACKING_URI and that the server is running.`,
+      { cause },
+    );
+    this.endpoint = endpoint;
+  }
+}
+
+/** Input refused before anything was sent: names the field and the fix. */
+export class ValidationError extends RunwardenError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('VALIDATION_ERROR', `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** A param was already logged on the run with a different value (params are write-once). */
+export class ParamConflictError extends RunwardenError {
+  readonly runId: string;
+  readonly key: string;
+  readonly existingValue: string;
+  readonly newValue: string;
+  constructor(runId: string, key: string, existingValue: string, newValue: string) {
+    super(
+      'PARAM_CONFLICT',
+      `param '${key}' on run ${runId} already has value '${existingValue}'; refusing new value '${newValue}'. ` +
+        'Params are write-once in MLflow: log the new value under another key, or start a new run.',
+    );
+    this.runId = runId;
+    this.key = key;
+    this.existingValue = existingValue;
+    this.newValue = newValue;
+  }
+}
+
+/** The experiment name is held by a deleted experiment, so it can be neither used nor recreated. */
+export class ExperimentDeletedError extends RunwardenError {
+  readonly experimentId: string;
+  readonly experimentName: string;
+  constructor(experimentId: string, experimentName: string) {
+    super(
+      'EXPERIMENT_DELETED',
+      `experiment '${experimentName}' (id ${experimentId}) is deleted and still holds its name. ` +
+        `Restore it (POST /api/2.0/mlflow/experiments/restore {"experiment_id":"${experimentId}"}, ` +
+        `or \`mlflow experiments restore --experiment-id ${experimentId}\`), remove it for good with \`mlflow gc\`, ` +
+        'or choose another name.',
+    );
+    this.experimentId = experimentId;
+    this.experimentName = experimentName;
+  }
+}
+
+/** A write was attempted on a run handle that has already been ended. */
+export class RunClosedError extends RunwardenError {
+  readonly runId: string;
+  constructor(runId: string, status: string) {
+    super(
+      'RUN_CLOSED',
+      `run ${runId} is already closed (${status}); nothing more can be logged through this handle. Start a new run.`,
+    );
+    this.runId = runId;
+  }
+}
+
+/** An artifact path that would escape the run's artifact root. */
+export class UnsafeArtifactPathError extends RunwardenError {
+  readonly path: string;
+  constructor(path: string, reason: string) {
+    super(
+      'UNSAFE_ARTIFACT_PATH',
+      `artifact path ${JSON.stringify(path)} refused: ${reason}. Use a relative path inside the run's artifact root, like "plots/loss.png".`,
+    );
+    this.path = path;
+  }
+}
+
+/** Narrow an unknown error to a RunwardenError with one of the given codes. */
+export function hasCode<C extends RunwardenErrorCode>(
+  err: unknown,
+  code: C,
+): err is RunwardenError & { code: C } {
+  return err instanceof RunwardenError && err.code === code;
+}
+
+/** True when `err` is an MLflow API error with the given MLflow `error_code`. */
+export function isMlflowError(err: unknown, errorCode: string): err is MlflowApiError {
+  return err instanceof MlflowApiError && err.errorCode === errorCode;
+}

@@ -1,0 +1,67 @@
+/**
+ * runwarden as a library: the MLflow client factory and the tracking guarantees (one experiment per
+ * name, runs that always close, nothing logged lost, leases and the reaper, model registration).
+ * Kept small on purpose; see docs/library.md.
+ */
+export { type Config, loadConfig } from './config.js';
+export {
+  ExperimentDeletedError,
+  hasCode,
+  isMlflowError,
+  MlflowApiError,
+  MlflowUnreachableError,
+  ParamConflictError,
+  RunClosedError,
+  RunwardenError,
+  type RunwardenErrorCode,
+  UnsafeArtifactPathError,
+  ValidationError,
+} from './errors/index.js';
+export {
+  downloadFile,
+  downloadTree,
+  listArtifacts,
+  readArtifact,
+  uploadBytes,
+  uploadPath,
+} from './mlflow/artifacts.js';
+export {
+  createMlflowClient,
+  type Experiment,
+  type MlflowClient,
+  type MlflowClientOptions,
+  type ModelVersion,
+  mlflowClientFromConfig,
+  type Run,
+} from './mlflow/client.js';
+export { normalizeArtifactPath } from './mlflow/paths.js';
+export { isTransient, type RetryPolicy } from './mlflow/retry.js';
+export {
+  type GetOrCreateExperimentOptions,
+  type GetOrCreateExperimentResult,
+  getExperimentByName,
+  getOrCreateExperiment,
+} from './tracking/experiments.js';
+export { canonicalJson, configHash } from './tracking/lineage.js';
+export {
+  ensureRegisteredModel,
+  type RegisterModelOptions,
+  type RegisterModelResult,
+  registerModel,
+} from './tracking/models.js';
+export { closeAllOpenRuns, installSignalHandlers, openRuns } from './tracking/open-runs.js';
+export { type ReapOptions, type ReapResult, reapExpiredRuns } from './tracking/reaper.js';
+export { type EndOptions, type ParamValue, RunHandle } from './tracking/run-handle.js';
+export {
+  bestRun,
+  compareRuns,
+  getMetricHistory,
+  iterateRuns,
+  type RunComparison,
+  type SearchRunsOptions,
+  searchRuns,
+} from './tracking/search.js';
+export { type StartRunOptions, startRun } from './tracking/start-run.js';
+export { MLFLOW_TAGS, RW_TAGS, type TerminalStatus } from './tracking/tags.js';
+export { LIMITS } from './tracking/validation.js';
+export { type WithRunOptions, withRun } from './tracking/with-run.js';

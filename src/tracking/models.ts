@@ -1,0 +1,256 @@
+/**
+ * Model registration. `registerModel` creates the registered model if missing (race-safe, like
+ * experiments), creates a version from the run's artifact location, waits until it is READY and
+ * moves the alias. Version creation is not idempotent: a per-call request tag lets a retry find
+ * the earlier attempt's version, and an optional `idempotencyKey` makes repeated calls return the
+ * same version. Concurrent registrations leave the alias on the highest version registered for it.
+ */
+import { randomUUID } from 'node:crypto';
+import { isMlflowError, RunwardenError, ValidationError } from '../errors/index.js';
+import { type MlflowClient, type ModelVersion, ok } from '../mlflow/client.js';
+import { normalizeArtifactPath } from '../mlflow/paths.js';
+import { isTransient, sleep, withRetry } from '../mlflow/retry.js';
+import { RW_TAGS } from './tags.js';
+
+export interface RegisterModelOptions {
+  runId: string;
+  /** Run-relative folder holding the model, e.g. `model`. */
+  artifactPath: string;
+  /** Registered model name. */
+  name: string;
+  /** Alias to point at the new version (e.g. `champion`); omitted = no alias change. */
+  alias?: string;
+  tags?: Record<string, string>;
+  description?: string;
+  /** Calls with the same key return the version the first one created. */
+  idempotencyKey?: string;
+  /** How long to wait for READY (default 5 min). */
+  readyTimeoutMs?: number;
+}
+
+export interface RegisterModelResult {
+  name: string;
+  version: string;
+  source: string;
+  alias?: string;
+  /** True when this call created the version (false when an idempotent repeat found it). */
+  created: boolean;
+  modelVersion: ModelVersion;
+}
+
+const ALIAS_RE = /^[\w-]+$/;
+const IDEMPOTENCY_TAG = 'runwarden.idempotency_key';
+
+function validateAlias(alias: string): void {
+  if (!ALIAS_RE.test(alias) || alias.length > 255) {
+    throw new ValidationError(
+      'alias',
+      `'${alias}' is not a valid alias: use letters, digits, '_' and '-' (≤255)`,
+    );
+  }
+  if (/^latest$/i.test(alias) || /^v\d+$/i.test(alias)) {
+    throw new ValidationError(
+      'alias',
+      `'${alias}' is reserved by MLflow ('latest' and 'v<number>'); choose another`,
+    );
+  }
+}
+
+/** Create the registered model unless it exists (race-safe). Returns true when this call made it. */
+export async function ensureRegisteredModel(
+  client: MlflowClient,
+  name: string,
+  opts: { description?: string; tags?: Record<string, string> } = {},
+): Promise<boolean> {
+  return withRetry(client.retry, async () => {
+    try {
+      await ok(client.api.GET('/api/2.0/mlflow/registered-models/get', { params: { query: { name } } }));
+      return false;
+    } catch (err) {
+      if (!isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')) throw err;
+    }
+    try {
+      await ok(
+        client.api.POST('/api/2.0/mlflow/registered-models/create', {
+          body: {
+            name,
+            description: opts.description,
+            tags: Object.entries(opts.tags ?? {}).map(([key, value]) => ({ key, value })),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isMlflowError(err, 'RESOURCE_ALREADY_EXISTS')) return false;
+      throw err;
+    }
+  });
+}
+
+/** Every version of `name` from `runId` (all pages). */
+async function versionsOfRun(client: MlflowClient, name: string, runId: string): Promise<ModelVersion[]> {
+  const out: ModelVersion[] = [];
+  let pageToken: string | undefined;
+  do {
+    const page = await ok(
+      client.api.GET('/api/2.0/mlflow/model-versions/search', {
+        params: {
+          query: {
+            filter: `name = '${esc(name)}' AND run_id = '${esc(runId)}'`,
+            max_results: 1000,
+            page_token: pageToken,
+          },
+        },
+      }),
+    );
+    out.push(...(page.model_versions ?? []));
+    pageToken = page.next_page_token;
+  } while (pageToken);
+  return out;
+}
+
+async function versionsOfModel(client: MlflowClient, name: string): Promise<ModelVersion[]> {
+  const out: ModelVersion[] = [];
+  let pageToken: string | undefined;
+  do {
+    const page = await ok(
+      client.api.GET('/api/2.0/mlflow/model-versions/search', {
+        params: { query: { filter: `name = '${esc(name)}'`, max_results: 1000, page_token: pageToken } },
+      }),
+    );
+    out.push(...(page.model_versions ?? []));
+    pageToken = page.next_page_token;
+  } while (pageToken);
+  return out;
+}
+
+const esc = (s: string) => s.replace(/'/g, "\\'");
+const tagOf = (v: ModelVersion, key: string) => v.tags?.find((t) => t.key === key)?.value;
+
+async function waitReady(client: MlflowClient, name: string, version: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    const mv = (
+      await ok(client.api.GET('/api/2.0/mlflow/model-versions/get', { params: { query: { name, version } } }))
+    ).model_version!;
+    if (!mv.status || mv.status === 'READY') return mv;
+    if (mv.status === 'FAILED_REGISTRATION') {
+      throw new RunwardenError(
+        'MLFLOW_API_ERROR',
+        `model ${name} version ${version} failed registration: ${mv.status_message ?? ''}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new RunwardenError(
+        'MLFLOW_API_ERROR',
+        `model ${name} version ${version} not READY after ${timeoutMs} ms (${mv.status})`,
+      );
+    }
+    await sleep(delay);
+  }
+}
+
+/**
+ * Point `alias` at the highest version registered for it. Repeats until a re-read shows nothing
+ * newer appeared meanwhile, so concurrent registrations converge on the newest version.
+ */
+export async function settleAlias(client: MlflowClient, name: string, alias: string): Promise<string> {
+  for (let round = 0; round < 20; round++) {
+    const intended = (await versionsOfModel(client, name))
+      .filter((v) => tagOf(v, RW_TAGS.aliasIntent) === alias)
+      .map((v) => Number(v.version))
+      .filter(Number.isFinite);
+    if (!intended.length)
+      throw new RunwardenError('MLFLOW_API_ERROR', `no version of ${name} is registered for alias ${alias}`);
+    const target = String(Math.max(...intended));
+    await ok(
+      client.api.POST('/api/2.0/mlflow/registered-models/alias', { body: { name, alias, version: target } }),
+    );
+    const again = (await versionsOfModel(client, name))
+      .filter((v) => tagOf(v, RW_TAGS.aliasIntent) === alias)
+      .map((v) => Number(v.version));
+    if (String(Math.max(...again)) === target) return target;
+  }
+  throw new RunwardenError('MLFLOW_API_ERROR', `alias ${alias} on ${name} did not settle after 20 rounds`);
+}
+
+export async function registerModel(
+  client: MlflowClient,
+  opts: RegisterModelOptions,
+): Promise<RegisterModelResult> {
+  if (!opts.name?.trim()) throw new ValidationError('name', 'a registered model name is required');
+  if (!opts.runId) throw new ValidationError('runId', 'the run holding the model is required');
+  if (opts.alias !== undefined) validateAlias(opts.alias);
+  const rel = normalizeArtifactPath(opts.artifactPath);
+  if (!rel)
+    throw new ValidationError('artifactPath', "the model's folder inside the run is required, e.g. 'model'");
+
+  const run = (
+    await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: opts.runId } } }))
+  ).run;
+  const artifactUri = run?.info?.artifact_uri;
+  if (!artifactUri) throw new ValidationError('runId', `run ${opts.runId} has no artifact URI`);
+  const source = `${artifactUri.replace(/\/+$/, '')}/${rel}`;
+
+  await ensureRegisteredModel(client, opts.name);
+
+  if (opts.idempotencyKey) {
+    const prior = (await versionsOfRun(client, opts.name, opts.runId)).find(
+      (v) => tagOf(v, IDEMPOTENCY_TAG) === opts.idempotencyKey,
+    );
+    if (prior) return finish(client, opts, prior, source, false);
+  }
+
+  const requestId = randomUUID();
+  const tags = {
+    ...opts.tags,
+    [RW_TAGS.requestId]: requestId,
+    ...(opts.alias ? { [RW_TAGS.aliasIntent]: opts.alias } : {}),
+    ...(opts.idempotencyKey ? { [IDEMPOTENCY_TAG]: opts.idempotencyKey } : {}),
+  };
+  const mv = await withRetry(
+    client.retry,
+    async (attempt) => {
+      if (attempt > 0) {
+        const earlier = (await versionsOfRun(client, opts.name, opts.runId)).find(
+          (v) => tagOf(v, RW_TAGS.requestId) === requestId,
+        );
+        if (earlier) return earlier;
+      }
+      return (
+        await ok(
+          client.api.POST('/api/2.0/mlflow/model-versions/create', {
+            body: {
+              name: opts.name,
+              source,
+              run_id: opts.runId,
+              description: opts.description,
+              tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
+            },
+          }),
+        )
+      ).model_version!;
+    },
+    { retryable: isTransient },
+  );
+  return finish(client, opts, mv, source, true);
+}
+
+async function finish(
+  client: MlflowClient,
+  opts: RegisterModelOptions,
+  mv: ModelVersion,
+  source: string,
+  created: boolean,
+): Promise<RegisterModelResult> {
+  const ready = await waitReady(client, opts.name, mv.version!, opts.readyTimeoutMs ?? 300_000);
+  if (opts.alias) await settleAlias(client, opts.name, opts.alias);
+  return {
+    name: opts.name,
+    version: ready.version!,
+    source,
+    alias: opts.alias,
+    created,
+    modelVersion: ready,
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * The reaper: closes runs whose owner stopped renewing their lease (crashed, killed -9, lost its
+ * network). It ends RUNNING runs that carry `runwarden.owner` and whose `runwarden.lease_expires_at`
+ * is in the past, with the status the owner declared (`runwarden.lease_expiry_status`; KILLED when
+ * cancellation was requested) and tags saying who closed them and why. Runs runwarden did not
+ * start are touched only with `includeForeign` and an age threshold.
+ */
+import { ValidationError } from '../errors/index.js';
+import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
+import { chunk } from './batching.js';
+import { RW_TAGS, type TerminalStatus } from './tags.js';
+
+export interface ReapOptions {
+  /** Limit the sweep to these experiments (default: every active experiment). */
+  experimentIds?: string[];
+  /** Also close RUNNING runs without a runwarden lease, if started more than `olderThanMs` ago. */
+  includeForeign?: boolean;
+  olderThanMs?: number;
+  /** Report what would be closed without closing anything. */
+  dryRun?: boolean;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+export interface ReapedRun {
+  runId: string;
+  experimentId: string;
+  status: TerminalStatus;
+  reason: string;
+  foreign: boolean;
+}
+
+export interface ReapResult {
+  examined: number;
+  closed: ReapedRun[];
+}
+
+async function allExperimentIds(client: MlflowClient): Promise<string[]> {
+  const ids: string[] = [];
+  let pageToken: string | undefined;
+  do {
+    const page = await ok(
+      client.api.POST('/api/2.0/mlflow/experiments/search', {
+        body: { max_results: 1000, page_token: pageToken, view_type: 'ACTIVE_ONLY' },
+      }),
+    );
+    for (const e of page.experiments ?? []) if (e.experiment_id) ids.push(e.experiment_id);
+    pageToken = page.next_page_token;
+  } while (pageToken);
+  return ids;
+}
+
+async function* runningRuns(
+  client: MlflowClient,
+  experimentIds: string[],
+  filter: string,
+): AsyncGenerator<Run> {
+  for (const ids of chunk(experimentIds, 50)) {
+    let pageToken: string | undefined;
+    do {
+      const page = await ok(
+        client.api.POST('/api/2.0/mlflow/runs/search', {
+          body: { experiment_ids: ids, filter, max_results: 1000, page_token: pageToken },
+        }),
+      );
+      yield* page.runs ?? [];
+      pageToken = page.next_page_token;
+    } while (pageToken);
+  }
+}
+
+function tagsOf(run: Run): Map<string, string> {
+  return new Map((run.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
+}
+
+const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : 'never');
+
+/** Decide whether an owned run is due, reading its tags. */
+function dueOwned(run: Run, now: number): { status: TerminalStatus; reason: string } | undefined {
+  const tags = tagsOf(run);
+  const expires = Number(tags.get(RW_TAGS.leaseExpiresAt));
+  if (Number.isFinite(expires) && expires > now) return undefined;
+  const cancelled = tags.get(RW_TAGS.cancelRequested) === 'true';
+  const declared = tags.get(RW_TAGS.leaseExpiryStatus);
+  const status: TerminalStatus = cancelled || declared === 'KILLED' ? 'KILLED' : 'FAILED';
+  const owner = tags.get(RW_TAGS.owner) ?? 'unknown';
+  const beat = Number(tags.get(RW_TAGS.heartbeatAt));
+  const why = cancelled ? 'cancellation was requested and ' : '';
+  return {
+    status,
+    reason:
+      `${why}lease expired at ${iso(expires)}: owner ${owner} stopped renewing it ` +
+      `(last heartbeat ${iso(beat)}), so the run was closed by the reaper`,
+  };
+}
+
+async function close(
+  client: MlflowClient,
+  runId: string,
+  status: TerminalStatus,
+  reason: string,
+  now: number,
+) {
+  await ok(
+    client.api.POST('/api/2.0/mlflow/runs/log-batch', {
+      body: {
+        run_id: runId,
+        tags: [
+          { key: RW_TAGS.closedBy, value: 'reaper' },
+          { key: RW_TAGS.closeReason, value: reason },
+        ],
+      },
+    }),
+  );
+  await ok(
+    client.api.POST('/api/2.0/mlflow/runs/update', { body: { run_id: runId, status, end_time: now } }),
+  );
+}
+
+export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = {}): Promise<ReapResult> {
+  if (opts.includeForeign && !(typeof opts.olderThanMs === 'number' && opts.olderThanMs > 0)) {
+    throw new ValidationError('olderThanMs', 'includeForeign needs an age threshold (e.g. --older-than 24h)');
+  }
+  const clock = opts.now ?? Date.now;
+  const experimentIds = opts.experimentIds ?? (await allExperimentIds(client));
+  const result: ReapResult = { examined: 0, closed: [] };
+  if (!experimentIds.length) return result;
+
+  const ownedFilter = `attributes.status = 'RUNNING' AND tags.\`${RW_TAGS.owner}\` LIKE '%'`;
+  for await (const run of runningRuns(client, experimentIds, ownedFilter)) {
+    result.examined++;
+    const runId = run.info?.run_id;
+    if (!runId || !dueOwned(run, clock())) continue;
+    // Re-read just before closing: the owner may have renewed since the search.
+    const fresh = (
+      await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }))
+    ).run;
+    if (fresh?.info?.status !== 'RUNNING') continue;
+    const due = dueOwned(fresh, clock());
+    if (!due) continue;
+    if (!opts.dryRun) await close(client, runId, due.status, due.reason, clock());
+    result.closed.push({ runId, experimentId: run.info?.experiment_id ?? '', ...due, foreign: false });
+  }
+
+  if (opts.includeForeign && opts.olderThanMs) {
+    const cutoff = clock() - opts.olderThanMs;
+    const foreignFilter = `attributes.status = 'RUNNING' AND attributes.start_time < ${cutoff}`;
+    for await (const run of runningRuns(client, experimentIds, foreignFilter)) {
+      const runId = run.info?.run_id;
+      if (!runId || tagsOf(run).has(RW_TAGS.owner)) continue;
+      result.examined++;
+      const reason =
+        `RUNNING since ${iso(run.info?.start_time ?? Number.NaN)}, older than the ${opts.olderThanMs} ms threshold, ` +
+        'with no runwarden lease: closed by the reaper (--include-foreign)';
+      if (!opts.dryRun) await close(client, runId, 'FAILED', reason, clock());
+      result.closed.push({
+        runId,
+        experimentId: run.info?.experiment_id ?? '',
+        status: 'FAILED',
+        reason,
+        foreign: true,
+      });
+    }
+  }
+  return result;
+}

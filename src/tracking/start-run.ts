@@ -1,0 +1,169 @@
+/**
+ * Starting runs. `startRun` creates an MLflow run with the system tags MLflow's Python client sets
+ * and runwarden's ownership and lease tags, and returns a leased, heartbeated `RunHandle`.
+ * runs/create is not idempotent, so each create carries a client-generated request id: a retry
+ * first searches for the earlier attempt's run, and if a late-landing attempt still makes a second
+ * run, the extra one is deleted so exactly one remains.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { defaultOwner } from '../config.js';
+import { ValidationError } from '../errors/index.js';
+import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
+import { isTransient, withRetry } from '../mlflow/retry.js';
+import { installSignalHandlers, trackOpenRun } from './open-runs.js';
+import { type ParamValue, RunHandle } from './run-handle.js';
+import { MLFLOW_TAGS, RW_TAGS } from './tags.js';
+import { validateKey } from './validation.js';
+
+export interface StartRunOptions {
+  experimentId: string;
+  runName?: string;
+  /** Nest under this run (`mlflow.parentRunId`). */
+  parentRunId?: string;
+  /** Markdown shown as the run's description in the UI (`mlflow.note.content`). */
+  description?: string;
+  tags?: Record<string, string>;
+  params?: Record<string, ParamValue>;
+  /** Who holds the run (default `user@host:pid`). */
+  owner?: string;
+  /** Lease length: the reaper may close the run this long after the last renewal (default 5 min). */
+  leaseMs?: number;
+  /** Heartbeat interval (default: a fifth of the lease, at most 60 s). */
+  heartbeatMs?: number;
+  /** What an expired lease means: FAILED (default) or KILLED. */
+  leaseExpiryStatus?: 'FAILED' | 'KILLED';
+  /** Metric flush interval (default 1 s). */
+  flushIntervalMs?: number;
+  /** `mlflow.source.type` (default LOCAL). */
+  sourceType?: 'LOCAL' | 'JOB' | 'NOTEBOOK' | 'PROJECT' | 'UNKNOWN';
+  /** `mlflow.source.name` (default: the running script). */
+  sourceName?: string;
+  /** `mlflow.user` (default: the OS user). */
+  user?: string;
+  /** End the run KILLED on SIGINT/SIGTERM (default true). */
+  handleSignals?: boolean;
+}
+
+function osUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function runsWithRequestId(
+  client: MlflowClient,
+  experimentId: string,
+  requestId: string,
+): Promise<Run[]> {
+  const res = await ok(
+    client.api.POST('/api/2.0/mlflow/runs/search', {
+      body: {
+        experiment_ids: [experimentId],
+        filter: `tags.\`${RW_TAGS.requestId}\` = '${requestId}'`,
+        run_view_type: 'ACTIVE_ONLY',
+        max_results: 10,
+      },
+    }),
+  );
+  return res.runs ?? [];
+}
+
+export async function startRun(client: MlflowClient, opts: StartRunOptions): Promise<RunHandle> {
+  if (!opts.experimentId)
+    throw new ValidationError('experimentId', 'required; get one with getOrCreateExperiment(name)');
+  const leaseMs = opts.leaseMs ?? 300_000;
+  if (!(leaseMs >= 1_000)) throw new ValidationError('leaseMs', `must be at least 1000 ms, got ${leaseMs}`);
+  const heartbeatMs = opts.heartbeatMs ?? Math.min(60_000, Math.floor(leaseMs / 5));
+  if (!(heartbeatMs > 0 && heartbeatMs < leaseMs)) {
+    throw new ValidationError(
+      'heartbeatMs',
+      `must be positive and shorter than leaseMs (${leaseMs}), got ${heartbeatMs}`,
+    );
+  }
+  for (const k of Object.keys(opts.tags ?? {})) validateKey(`tags.${k}`, k);
+  for (const k of Object.keys(opts.params ?? {})) validateKey(`params.${k}`, k);
+
+  const now = Date.now();
+  const requestId = randomUUID();
+  const tags: Record<string, string> = {
+    [MLFLOW_TAGS.user]: opts.user ?? osUser(),
+    [MLFLOW_TAGS.sourceName]: opts.sourceName ?? process.argv[1] ?? 'runwarden',
+    [MLFLOW_TAGS.sourceType]: opts.sourceType ?? 'LOCAL',
+    ...(opts.description ? { [MLFLOW_TAGS.note]: opts.description } : {}),
+    ...(opts.parentRunId ? { [MLFLOW_TAGS.parentRunId]: opts.parentRunId } : {}),
+    ...(opts.runName ? { [MLFLOW_TAGS.runName]: opts.runName } : {}),
+    ...opts.tags,
+    [RW_TAGS.owner]: opts.owner ?? defaultOwner(),
+    [RW_TAGS.leaseExpiresAt]: String(now + leaseMs),
+    [RW_TAGS.heartbeatAt]: String(now),
+    [RW_TAGS.leaseExpiryStatus]: opts.leaseExpiryStatus ?? 'FAILED',
+    [RW_TAGS.requestId]: requestId,
+  };
+  const body = {
+    experiment_id: opts.experimentId,
+    run_name: opts.runName,
+    start_time: now,
+    user_id: tags[MLFLOW_TAGS.user],
+    tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
+  };
+
+  const run = await withRetry(
+    client.retry,
+    async (attempt) => {
+      if (attempt > 0) {
+        const earlier = await runsWithRequestId(client, opts.experimentId, requestId);
+        if (earlier[0]) return earlier[0];
+      }
+      const created = (await ok(client.api.POST('/api/2.0/mlflow/runs/create', { body }))).run!;
+      if (attempt === 0) return created;
+      return keepOne(client, opts.experimentId, requestId, created);
+    },
+    { retryable: isTransient },
+  );
+
+  const info = run.info ?? {};
+  const handle = new RunHandle({
+    client,
+    runId: info.run_id!,
+    experimentId: info.experiment_id ?? opts.experimentId,
+    runName: info.run_name ?? opts.runName ?? '',
+    artifactUri: info.artifact_uri ?? '',
+    description: opts.description,
+    leaseMs,
+    heartbeatMs,
+    flushIntervalMs: opts.flushIntervalMs ?? 1_000,
+  });
+  trackOpenRun(handle);
+  if (opts.handleSignals ?? true) installSignalHandlers();
+  if (opts.params && Object.keys(opts.params).length) {
+    try {
+      await handle.logParams(opts.params);
+    } catch (err) {
+      await handle.end('FAILED', { error: err, reason: 'initial params refused' });
+      throw err;
+    }
+  }
+  return handle;
+}
+
+/**
+ * After a retried create: if an earlier attempt landed late, two runs carry the request id.
+ * Keep the one with the smallest run id (every racer picks the same), delete the others.
+ */
+async function keepOne(
+  client: MlflowClient,
+  experimentId: string,
+  requestId: string,
+  created: Run,
+): Promise<Run> {
+  const all = await runsWithRequestId(client, experimentId, requestId);
+  if (all.length <= 1) return created;
+  const sorted = [...all].sort((a, b) => (a.info?.run_id ?? '').localeCompare(b.info?.run_id ?? ''));
+  for (const extra of sorted.slice(1)) {
+    await ok(client.api.POST('/api/2.0/mlflow/runs/delete', { body: { run_id: extra.info!.run_id! } }));
+  }
+  return sorted[0]!;
+}
