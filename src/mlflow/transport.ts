@@ -56,12 +56,23 @@ export async function errorFromResponse(res: Response, endpoint: string): Promis
   }
   const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
   try {
-    const body = JSON.parse(text) as { error_code?: unknown; message?: unknown };
+    const body = JSON.parse(text) as { error_code?: unknown; message?: unknown; detail?: unknown };
     if (body && typeof body === 'object' && typeof body.error_code === 'string') {
       return new MlflowApiError({
         status: res.status,
         errorCode: body.error_code,
         message: typeof body.message === 'string' ? body.message : text.slice(0, MAX_ERROR_TEXT),
+        endpoint,
+        retryAfterMs,
+      });
+    }
+    // MLflow 3's FastAPI artifact routes answer `{"detail": ...}`.
+    if (body && typeof body === 'object' && body.detail !== undefined) {
+      const detail = typeof body.detail === 'string' ? body.detail : JSON.stringify(body.detail);
+      return new MlflowApiError({
+        status: res.status,
+        errorCode: `HTTP_${res.status}`,
+        message: detail.slice(0, MAX_ERROR_TEXT),
         endpoint,
         retryAfterMs,
       });
