@@ -52,7 +52,7 @@ export async function searchRuns(client: MlflowClient, opts: SearchRunsOptions):
   return out;
 }
 
-/** Full history of one metric, in step order (then timestamp), across all pages. */
+/** Full history of one metric, in step order (then timestamp), across all pages. Unknown run → RESOURCE_DOES_NOT_EXIST. */
 export async function getMetricHistory(
   client: MlflowClient,
   runId: string,
@@ -77,6 +77,8 @@ export async function getMetricHistory(
     out.push(...(page.metrics ?? []));
     pageToken = page.next_page_token;
   } while (pageToken);
+  // MLflow answers an empty history for unknown runs too; tell the two apart.
+  if (!out.length) await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }));
   return out.sort((a, b) => (a.step ?? 0) - (b.step ?? 0) || (a.timestamp ?? 0) - (b.timestamp ?? 0));
 }
 
