@@ -40,7 +40,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`runwarden ${cmd}: ${err.message}\n`);
       return 2;
     }
-    const msg = err instanceof RunwardenError ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err);
+    const msg =
+      err instanceof RunwardenError ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err);
     process.stderr.write(`runwarden ${cmd}: ${msg}\n`);
     return 1;
   }

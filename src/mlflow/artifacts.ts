@@ -1,13 +1,6 @@
-/**
- * Artifact transfer through MLflow's artifact proxy (`/api/2.0/mlflow-artifacts/artifacts/...`):
- * files and directory trees are streamed from disk on upload and to disk on download, never held
- * whole in memory; listings recurse with pagination. Paths are checked by `paths.ts` first.
- */
-import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { RunwardenError } from '../errors/index.js';
 import { type FileInfo, type MlflowClient, ok } from './client.js';
@@ -65,19 +58,11 @@ export async function uploadFile(
   if (!st.isFile()) throw new RunwardenError('VALIDATION_ERROR', `localPath: ${localFile} is not a file`);
   const rel = joinArtifactPath(opts.artifactPath, opts.fileName ?? path.basename(localFile));
   const url = `${artifactBaseUrl(client, artifactUri)}/${encodePath(rel)}`;
-  const res = await client.transport.send(
-    () => ({
-      url,
-      init: {
-        method: 'PUT',
-        headers: { 'content-type': guessContentType(localFile), 'content-length': String(st.size) },
-        body: Readable.toWeb(createReadStream(localFile)) as ReadableStream,
-        duplex: 'half',
-      } as RequestInit,
-    }),
-    { retry: true, timeoutMs: client.artifactTimeoutMs, signal: opts.signal },
+  await client.transport.putFile(
+    url,
+    { path: localFile, size: st.size, contentType: guessContentType(localFile) },
+    { timeoutMs: client.artifactTimeoutMs, signal: opts.signal },
   );
-  await res.body?.cancel();
   opts.onProgress?.(st.size, st.size);
   return { path: rel, bytes: st.size };
 }
@@ -159,13 +144,9 @@ export async function downloadFile(
   const rel = normalizeArtifactPath(artifactPath);
   await mkdir(path.dirname(localFile), { recursive: true });
   const tmp = `${localFile}.part-${process.pid}-${Date.now()}`;
-  const res = await client.transport.send(
-    () => ({ url: `${artifactBaseUrl(client, artifactUri)}/${encodePath(rel)}`, init: { method: 'GET' } }),
-    { retry: true, timeoutMs: client.artifactTimeoutMs, signal: opts.signal },
-  );
-  if (!res.body) throw new RunwardenError('MLFLOW_API_ERROR', `GET artifact ${rel}: empty body`);
   try {
-    await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(tmp), {
+    await client.transport.getToFile(`${artifactBaseUrl(client, artifactUri)}/${encodePath(rel)}`, tmp, {
+      timeoutMs: client.artifactTimeoutMs,
       signal: opts.signal,
     });
     await rename(tmp, localFile);

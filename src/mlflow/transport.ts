@@ -4,6 +4,10 @@
  * failure into one of two typed errors (`MlflowApiError`, `MlflowUnreachableError`), whatever the
  * body looked like (JSON, empty, text, HTML). openapi-fetch uses it as its `fetch`.
  */
+import { createReadStream, createWriteStream } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { pipeline } from 'node:stream/promises';
 import { MlflowApiError, MlflowUnreachableError } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -133,6 +137,21 @@ export interface Transport {
     build: (attempt: number) => { url: string; init: RequestInit },
     opts?: SendOptions,
   ) => Promise<Response>;
+  /**
+   * PUT a file's bytes, streamed from disk with backpressure (node:http, since fetch's request
+   * streams buffer ahead of the socket). `timeoutMs` is an idle timeout. Retried with a fresh stream.
+   */
+  putFile: (
+    url: string,
+    file: { path: string; size: number; contentType: string },
+    opts?: { timeoutMs?: number; signal?: AbortSignal },
+  ) => Promise<void>;
+  /** GET a URL's body straight into a file (node:http, backpressure to the socket); idle timeout. */
+  getToFile: (
+    url: string,
+    file: string,
+    opts?: { timeoutMs?: number; signal?: AbortSignal },
+  ) => Promise<void>;
   readonly trackingUri: string;
 }
 
@@ -196,7 +215,82 @@ export function createTransport(opts: TransportOptions): Transport {
     });
   };
 
-  return { fetch: fetchForClient, send, trackingUri: opts.trackingUri };
+  /** One streamed request with node:http(s): body from `source` (PUT) or into `sink` (GET). */
+  const streamOnce = (
+    method: 'PUT' | 'GET',
+    url: string,
+    io: { source?: { path: string; size: number; contentType: string }; sink?: string },
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ) =>
+    new Promise<void>((resolve, reject) => {
+      const endpoint = describeEndpoint(method, url);
+      const target = new URL(url);
+      const headers: Record<string, string | number> = {};
+      if (io.source) {
+        headers['content-type'] = io.source.contentType;
+        headers['content-length'] = io.source.size;
+      }
+      if (auth) headers.authorization = auth;
+      const fail = (err: Error) => {
+        if (signal?.aborted) return reject(signal.reason ?? err);
+        if (err instanceof MlflowApiError) return reject(err);
+        const code = (err as { code?: string }).code;
+        reject(new MlflowUnreachableError(endpoint, code ? `${code}: ${err.message}` : err.message, err));
+      };
+      const req = (target.protocol === 'https:' ? https : http).request(
+        target,
+        { method, headers, signal },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            if (!io.sink) {
+              res.resume();
+              res.on('end', () => resolve());
+              res.on('error', fail);
+              return;
+            }
+            pipeline(res, createWriteStream(io.sink)).then(() => resolve(), fail);
+            return;
+          }
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', fail);
+          res.on('end', () => {
+            const h = new Headers();
+            for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+            errorFromResponse(new Response(Buffer.concat(chunks), { status, headers: h }), endpoint).then(
+              reject,
+              reject,
+            );
+          });
+        },
+      );
+      if (timeoutMs > 0)
+        req.setTimeout(timeoutMs, () => req.destroy(new Error(`no progress for ${timeoutMs} ms`)));
+      req.on('error', fail);
+      if (io.source) pipeline(createReadStream(io.source.path), req).catch(() => undefined);
+      else req.end();
+    });
+
+  const retrying = (what: string, signal: AbortSignal | undefined, fn: () => Promise<void>) =>
+    withRetry(opts.retry, fn, {
+      signal,
+      onRetry: (err, attempt, delayMs) =>
+        log.warn({ err: (err as Error).message, attempt, delayMs }, `${what} failed; retrying`),
+    });
+
+  const putFile: Transport['putFile'] = (url, file, o = {}) =>
+    retrying('artifact upload', o.signal, () =>
+      streamOnce('PUT', url, { source: file }, o.timeoutMs ?? opts.timeoutMs, o.signal),
+    );
+
+  const getToFile: Transport['getToFile'] = (url, file, o = {}) =>
+    retrying('artifact download', o.signal, () =>
+      streamOnce('GET', url, { sink: file }, o.timeoutMs ?? opts.timeoutMs, o.signal),
+    );
+
+  return { fetch: fetchForClient, send, putFile, getToFile, trackingUri: opts.trackingUri };
 }
 
 function describeNetworkError(err: unknown): string {

@@ -78,7 +78,8 @@ export async function getMetricHistory(
     pageToken = page.next_page_token;
   } while (pageToken);
   // MLflow answers an empty history for unknown runs too; tell the two apart.
-  if (!out.length) await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }));
+  if (!out.length)
+    await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }));
   return out.sort((a, b) => (a.step ?? 0) - (b.step ?? 0) || (a.timestamp ?? 0) - (b.timestamp ?? 0));
 }
 

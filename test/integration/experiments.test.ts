@@ -43,18 +43,25 @@ print(json.dumps({"count": len(exps), "id": exps[0].experiment_id}))`,
   it('getOrCreateExperiment: a deleted experiment holding the name is reported with how to restore it', async () => {
     const name = uniqueName('deleted');
     const { experimentId } = await getOrCreateExperiment(client, name);
-    await ok(client.api.POST('/api/2.0/mlflow/experiments/delete', { body: { experiment_id: experimentId } }));
+    await ok(
+      client.api.POST('/api/2.0/mlflow/experiments/delete', { body: { experiment_id: experimentId } }),
+    );
     const err = await getOrCreateExperiment(client, name).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExperimentDeletedError);
     expect((err as ExperimentDeletedError).code).toBe('EXPERIMENT_DELETED');
     expect((err as Error).message).toContain(`experiment_id":"${experimentId}"`);
     expect((err as Error).message).toMatch(/restore/i);
     // Following the advice works: restore, then the same call succeeds with the same id.
-    await ok(client.api.POST('/api/2.0/mlflow/experiments/restore', { body: { experiment_id: experimentId } }));
+    await ok(
+      client.api.POST('/api/2.0/mlflow/experiments/restore', { body: { experiment_id: experimentId } }),
+    );
     expect((await getOrCreateExperiment(client, name)).experimentId).toBe(experimentId);
   });
 
   it('getOrCreateExperiment: an empty name is refused before any request', async () => {
-    await expect(getOrCreateExperiment(client, '  ')).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'name' });
+    await expect(getOrCreateExperiment(client, '  ')).rejects.toMatchObject({
+      code: 'VALIDATION_ERROR',
+      field: 'name',
+    });
   });
 });

@@ -18,7 +18,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function rawRun(experimentId: string, tags: Record<string, string>, startTime = Date.now()) {
   const res = await ok(
     client.api.POST('/api/2.0/mlflow/runs/create', {
-      body: { experiment_id: experimentId, start_time: startTime, tags: Object.entries(tags).map(([key, value]) => ({ key, value })) },
+      body: {
+        experiment_id: experimentId,
+        start_time: startTime,
+        tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
+      },
     }),
   );
   return res.run!.info!.run_id!;
@@ -59,7 +63,9 @@ describe('leases, signals and the reaper', () => {
     const run = await pyGetRun(mlflowUrl, runId);
     expect(run.status).toBe('FAILED');
     expect(run.tags[RW_TAGS.closedBy]).toBe('reaper');
-    expect(run.tags[RW_TAGS.closeReason]).toMatch(/^lease expired at .*stopped renewing it .*closed by the reaper$/);
+    expect(run.tags[RW_TAGS.closeReason]).toMatch(
+      /^lease expired at .*stopped renewing it .*closed by the reaper$/,
+    );
     // A second sweep finds nothing more to do.
     expect((await reapExpiredRuns(client, { experimentIds: [experimentId] })).closed).toEqual([]);
   });
@@ -97,7 +103,9 @@ describe('leases, signals and the reaper', () => {
     const old = await rawRun(experimentId, { 'mlflow.user': 'someone' }, Date.now() - 2 * 3_600_000);
     const recent = await rawRun(experimentId, { 'mlflow.user': 'someone' });
     expect((await reapExpiredRuns(client, { experimentIds: [experimentId] })).closed).toEqual([]);
-    await expect(reapExpiredRuns(client, { experimentIds: [experimentId], includeForeign: true })).rejects.toMatchObject({
+    await expect(
+      reapExpiredRuns(client, { experimentIds: [experimentId], includeForeign: true }),
+    ).rejects.toMatchObject({
       code: 'VALIDATION_ERROR',
       field: 'olderThanMs',
     });
@@ -119,9 +127,13 @@ describe('leases, signals and the reaper', () => {
     });
     const cli = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/index.ts'), ...args], {
-          env: { ...process.env, MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_LOG_LEVEL: 'silent' },
-        });
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', join(repoRoot, 'src/cli/index.ts'), ...args],
+          {
+            env: { ...process.env, MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_LOG_LEVEL: 'silent' },
+          },
+        );
         let out = '';
         let err = '';
         child.stdout.on('data', (d) => {

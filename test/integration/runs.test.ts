@@ -22,7 +22,11 @@ const expId = async () => (await experiment).experimentId;
 describe('withRun', () => {
   it('withRun: ends FINISHED when the function returns, with params, metrics and system tags in place', async () => {
     let runId = '';
-    const parent = await startRun(client, { experimentId: await expId(), runName: 'parent', handleSignals: false });
+    const parent = await startRun(client, {
+      experimentId: await expId(),
+      runName: 'parent',
+      handleSignals: false,
+    });
     const value = await withRun(
       client,
       {
@@ -80,11 +84,15 @@ describe('withRun', () => {
     let runId = '';
     const ac = new AbortController();
     const started = Date.now();
-    const done = withRun(client, { experimentId: await expId(), runName: 'cancel-me', signal: ac.signal }, async (run) => {
-      runId = run.runId;
-      setTimeout(() => ac.abort(new Error('user cancelled')), 100);
-      await new Promise((r) => setTimeout(r, 60_000));
-    });
+    const done = withRun(
+      client,
+      { experimentId: await expId(), runName: 'cancel-me', signal: ac.signal },
+      async (run) => {
+        runId = run.runId;
+        setTimeout(() => ac.abort(new Error('user cancelled')), 100);
+        await new Promise((r) => setTimeout(r, 60_000));
+      },
+    );
     await expect(done).rejects.toThrow('user cancelled');
     expect(Date.now() - started).toBeLessThan(30_000);
     const run = await pyGetRun(mlflowUrl, runId);
@@ -95,7 +103,11 @@ describe('withRun', () => {
 
 describe('metrics', () => {
   it('RunHandle: 25,000 metric points with steps all come back from get-history, in order', async () => {
-    const run = await startRun(client, { experimentId: await expId(), runName: 'many-points', handleSignals: false });
+    const run = await startRun(client, {
+      experimentId: await expId(),
+      runName: 'many-points',
+      handleSignals: false,
+    });
     const base = Date.now();
     for (let step = 0; step < 25_000; step++) {
       await run.logMetric('loss', 1 / (step + 1), { step, timestamp: base + step });
@@ -123,7 +135,11 @@ describe('metrics', () => {
 
 describe('bad input', () => {
   it('logParam: a different value for a logged param is a ParamConflictError naming the key and both values; the run keeps the first', async () => {
-    const run = await startRun(client, { experimentId: await expId(), params: { lr: 0.1 }, handleSignals: false });
+    const run = await startRun(client, {
+      experimentId: await expId(),
+      params: { lr: 0.1 },
+      handleSignals: false,
+    });
     await run.logParam('lr', 0.1); // same value: fine
     const err = await run.logParam('lr', 0.2).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ParamConflictError);
@@ -132,13 +148,18 @@ describe('bad input', () => {
     expect((await pyGetRun(mlflowUrl, run.runId)).params).toEqual({ lr: '0.1' });
   });
 
-  it('logParam: a conflict with a value logged by another client is detected from MLflow\'s refusal', async () => {
+  it("logParam: a conflict with a value logged by another client is detected from MLflow's refusal", async () => {
     const a = await startRun(client, { experimentId: await expId(), handleSignals: false });
     await client.api.POST('/api/2.0/mlflow/runs/log-batch', {
       body: { run_id: a.runId, params: [{ key: 'batch_size', value: '32' }] },
     });
     const err = await a.logParam('batch_size', 64).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'PARAM_CONFLICT', key: 'batch_size', existingValue: '32', newValue: '64' });
+    expect(err).toMatchObject({
+      code: 'PARAM_CONFLICT',
+      key: 'batch_size',
+      existingValue: '32',
+      newValue: '64',
+    });
     await a.end();
   });
 
@@ -165,10 +186,16 @@ describe('bad input', () => {
 
   it('startRun and reads: an unknown run id is a clear RESOURCE_DOES_NOT_EXIST error', async () => {
     const err = await getMetricHistory(client, 'f'.repeat(32), 'loss').catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'MLFLOW_API_ERROR', status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST' });
-    await expect(startRun(client, { experimentId: '999999999', handleSignals: false })).rejects.toMatchObject({
+    expect(err).toMatchObject({
       code: 'MLFLOW_API_ERROR',
+      status: 404,
+      errorCode: 'RESOURCE_DOES_NOT_EXIST',
     });
+    await expect(startRun(client, { experimentId: '999999999', handleSignals: false })).rejects.toMatchObject(
+      {
+        code: 'MLFLOW_API_ERROR',
+      },
+    );
   });
 
   it('RunHandle: after end(), further writes are refused with RUN_CLOSED', async () => {
