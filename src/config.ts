@@ -10,20 +10,33 @@ import { RunwardenError } from './errors/index.js';
 const intMs = (def: number) => z.coerce.number().int().nonnegative().default(def);
 const bool = (def: boolean) =>
   z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.toLowerCase() : v),
+      z.enum(['true', 'false', '1', '0', 'yes', 'no']),
+    )
     .default(def ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+const httpUrl = (example: string) =>
+  z.string().refine(
+    (v) => {
+      try {
+        const u = new URL(v);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be an http(s) URL such as ${example}` },
+  );
+
 const EnvSchema = z.object({
-  MLFLOW_TRACKING_URI: z
-    .string()
-    .url('must be an http(s) URL such as http://127.0.0.1:5000')
-    .default('http://127.0.0.1:5000'),
+  MLFLOW_TRACKING_URI: httpUrl('http://127.0.0.1:5000').default('http://127.0.0.1:5000'),
   MLFLOW_TRACKING_TOKEN: z.string().min(1).optional(),
   MLFLOW_TRACKING_USERNAME: z.string().min(1).optional(),
   MLFLOW_TRACKING_PASSWORD: z.string().optional(),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
-  RUNWARDEN_MLFLOW_UI_URL: z.string().url().optional(),
+  RUNWARDEN_MLFLOW_UI_URL: httpUrl('http://127.0.0.1:5000').optional(),
   RUNWARDEN_MLFLOW_TIMEOUT_MS: intMs(30_000),
   RUNWARDEN_MLFLOW_ARTIFACT_TIMEOUT_MS: intMs(600_000),
   RUNWARDEN_MLFLOW_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(5),

@@ -86,7 +86,7 @@ export async function uploadBytes(
     }),
     { retry: true, timeoutMs: client.artifactTimeoutMs, signal: opts.signal },
   );
-  await res.body?.cancel();
+  await res.arrayBuffer().catch(() => undefined); // tiny `{}`; reading it frees the socket
   return { path: rel, bytes: body.byteLength };
 }
 

@@ -54,11 +54,15 @@ export class RunHandle {
   readonly url: string;
   private readonly client: MlflowClient;
   private readonly leaseMs: number;
+  private readonly flushIntervalMs: number;
+  /** When the last flush failed (0 = the last one succeeded): size-triggered flushes pause a while. */
+  private failedAt = 0;
   private description: string;
   private buffer: MetricPoint[] = [];
   private readonly params = new Map<string, string>();
   private readonly truncatedParams = new Set<string>();
   private flushing: Promise<void> = Promise.resolve();
+  private queuedFlush?: Promise<void>;
   private flushError: unknown;
   private lastRenewedAt = 0;
   private readonly heartbeat: NodeJS.Timeout;
@@ -74,6 +78,7 @@ export class RunHandle {
     this.artifactUri = init.artifactUri;
     this.description = init.description ?? '';
     this.leaseMs = init.leaseMs;
+    this.flushIntervalMs = init.flushIntervalMs;
     this.url = init.client.runUrl(init.experimentId, init.runId);
     for (const [k, v] of Object.entries(init.params ?? {})) this.params.set(k, v);
     this.lastRenewedAt = Date.now();
@@ -233,7 +238,9 @@ export class RunHandle {
     validateStep(`metrics.${key}.step`, step);
     validateTimestamp(`metrics.${key}.timestamp`, timestamp);
     this.buffer.push({ key, value, step, timestamp });
-    if (this.buffer.length >= FLUSH_AT) this.scheduleFlush();
+    // After a failure, leave retries to the interval timer instead of one request per point.
+    if (this.buffer.length >= FLUSH_AT && Date.now() - this.failedAt >= this.flushIntervalMs)
+      this.scheduleFlush();
     if (this.buffer.length >= HIGH_WATER) await this.flushing;
   }
 
@@ -252,10 +259,19 @@ export class RunHandle {
     return err;
   }
 
-  /** Queue a flush behind the one in flight (flushes run one at a time, in order). */
+  /**
+   * Queue a flush behind the one in flight. Flushes run one at a time, in order, and requests
+   * coalesce: at most one flush runs and one waits (the waiting one drains everything buffered).
+   */
   private scheduleFlush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.drain());
-    return this.flushing;
+    if (this.queuedFlush) return this.queuedFlush;
+    const queued = this.flushing.then(() => {
+      this.queuedFlush = undefined;
+      return this.drain();
+    });
+    this.queuedFlush = queued;
+    this.flushing = queued;
+    return queued;
   }
 
   /** Send everything buffered. On failure the unsent points go back to the front of the buffer. */
@@ -268,8 +284,10 @@ export class RunHandle {
       } catch (err) {
         this.buffer.unshift(...batch);
         this.flushError = err;
+        this.failedAt = Date.now();
         return;
       }
+      this.failedAt = 0;
     }
   }
 

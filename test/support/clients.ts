@@ -29,11 +29,15 @@ export interface Fixture {
 
 /** Run `test/fixtures/<name>.ts` with arguments, in its own process. */
 export function runFixture(name: string, args: string[], env: Record<string, string> = {}): Fixture {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'fixtures', `${name}.ts`), ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'test', 'fixtures', `${name}.ts`), ...args],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stderr?.on('data', (d) => {
@@ -45,7 +49,9 @@ export function runFixture(name: string, args: string[], env: Record<string, str
       const nl = out.indexOf('\n');
       if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)));
     });
-    child.on('exit', (code) => reject(new Error(`fixture ${name} exited (${code}) before printing: ${err.slice(-2000)}`)));
+    child.on('exit', (code) =>
+      reject(new Error(`fixture ${name} exited (${code}) before printing: ${err.slice(-2000)}`)),
+    );
   });
   firstLine.catch(() => undefined);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
