@@ -4,6 +4,7 @@
  * Every setting has a default, documented in README's configuration table.
  */
 import os from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 import { RunwardenError } from './errors/index.js';
 
@@ -47,11 +48,39 @@ const EnvSchema = z.object({
   RUNWARDEN_SHUTDOWN_TIMEOUT_MS: intMs(10_000),
   RUNWARDEN_HANDLE_SIGNALS: bool(true),
   RUNWARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  RUNWARDEN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  RUNWARDEN_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7341),
+  RUNWARDEN_HTTP_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  RUNWARDEN_HTTP_ALLOWED_HOSTS: z.string().optional(),
+  RUNWARDEN_HTTP_ALLOWED_ORIGINS: z.string().optional(),
+  RUNWARDEN_HTTP_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
+  RUNWARDEN_READ_ONLY: bool(false),
+  RUNWARDEN_ALLOWED_ROOTS: z.string().optional(),
+  RUNWARDEN_MAX_INLINE_ARTIFACT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024),
+  RUNWARDEN_READ_ARTIFACT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024),
+  RUNWARDEN_MCP_LEASE_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
+  RUNWARDEN_REAP_INTERVAL_MS: intMs(60_000),
+  RUNWARDEN_DATA_DIR: z.string().min(1).default('.data'),
+  RUNWARDEN_MLFLOW_PORT: z.coerce.number().int().min(1).max(65535).default(5000),
 });
 
 export interface Config {
   mlflow: {
     trackingUri: string;
+    /** True when MLFLOW_TRACKING_URI was set (so `runwarden up` uses it instead of starting MLflow). */
+    trackingUriFromEnv: boolean;
     uiUrl: string;
     token?: string;
     username?: string;
@@ -70,7 +99,36 @@ export interface Config {
     handleSignals: boolean;
   };
   logLevel: z.infer<typeof EnvSchema>['RUNWARDEN_LOG_LEVEL'];
+  http: {
+    host: string;
+    port: number;
+    token?: string;
+    /** Host header values accepted (DNS-rebinding protection); empty = loopback names only. */
+    allowedHosts: string[];
+    /** Origin header values accepted; requests without Origin are allowed. */
+    allowedOrigins: string[];
+    maxBodyBytes: number;
+  };
+  mcp: {
+    readOnly: boolean;
+    /** Local folders `log_artifact` may read from. */
+    allowedRoots: string[];
+    maxInlineArtifactBytes: number;
+    readArtifactMaxBytes: number;
+    leaseSeconds: number;
+    reapIntervalMs: number;
+  };
+  /** Where `runwarden up` keeps the local MLflow database and artifacts. */
+  dataDir: string;
+  /** Port of the local MLflow server `runwarden up` starts. */
+  localMlflowPort: number;
 }
+
+const list = (v: string | undefined) =>
+  (v ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** `user@host:pid`: who holds a run, written to `runwarden.owner`. */
 export function defaultOwner(): string {
@@ -96,6 +154,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return Object.freeze({
     mlflow: {
       trackingUri,
+      trackingUriFromEnv: cleaned.MLFLOW_TRACKING_URI !== undefined,
       uiUrl: (e.RUNWARDEN_MLFLOW_UI_URL ?? trackingUri).replace(/\/+$/, ''),
       token: e.MLFLOW_TRACKING_TOKEN,
       username: e.MLFLOW_TRACKING_USERNAME,
@@ -114,5 +173,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       handleSignals: e.RUNWARDEN_HANDLE_SIGNALS,
     },
     logLevel: e.RUNWARDEN_LOG_LEVEL,
+    http: {
+      host: e.RUNWARDEN_HTTP_HOST,
+      port: e.RUNWARDEN_HTTP_PORT,
+      token: e.RUNWARDEN_HTTP_TOKEN,
+      allowedHosts: list(e.RUNWARDEN_HTTP_ALLOWED_HOSTS),
+      allowedOrigins: list(e.RUNWARDEN_HTTP_ALLOWED_ORIGINS),
+      maxBodyBytes: e.RUNWARDEN_HTTP_MAX_BODY_BYTES,
+    },
+    mcp: {
+      readOnly: e.RUNWARDEN_READ_ONLY,
+      allowedRoots: (e.RUNWARDEN_ALLOWED_ROOTS ?? process.cwd())
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((r) => path.resolve(r)),
+      maxInlineArtifactBytes: e.RUNWARDEN_MAX_INLINE_ARTIFACT_BYTES,
+      readArtifactMaxBytes: e.RUNWARDEN_READ_ARTIFACT_MAX_BYTES,
+      leaseSeconds: e.RUNWARDEN_MCP_LEASE_SECONDS,
+      reapIntervalMs: e.RUNWARDEN_REAP_INTERVAL_MS,
+    },
+    dataDir: path.resolve(e.RUNWARDEN_DATA_DIR),
+    localMlflowPort: e.RUNWARDEN_MLFLOW_PORT,
   });
 }

@@ -4,7 +4,9 @@
  */
 import { loadConfig } from '../config.js';
 import { RunwardenError } from '../errors/index.js';
+import { runMcp, runServe } from './mcp.js';
 import { runReap } from './reap.js';
+import { runUp } from './up.js';
 import { UsageError } from './usage.js';
 
 const HELP = `runwarden — agent-coordinated experiment tracking on MLflow
@@ -12,7 +14,12 @@ const HELP = `runwarden — agent-coordinated experiment tracking on MLflow
 Usage: runwarden <command> [options]
 
 Commands:
-  reap      close runs whose lease expired (once), see \`runwarden reap --help\`
+  mcp       MCP server over stdio
+  serve     MCP server over Streamable HTTP (/mcp, /health)
+  up        the local stack: MLflow + the MCP HTTP server, with client setup printed
+  reap      close runs whose lease expired (once)
+
+\`runwarden <command> --help\` describes each.
 
 Environment: MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD,
 RUNWARDEN_* (see README's configuration table).
@@ -20,6 +27,9 @@ RUNWARDEN_* (see README's configuration table).
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   reap: (argv) => runReap(argv, () => loadConfig()),
+  mcp: (argv) => runMcp(argv, () => loadConfig()),
+  serve: (argv) => runServe(argv, () => loadConfig()),
+  up: (argv) => runUp(argv, () => loadConfig()),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -86,11 +86,12 @@ function dueOwned(run: Run, now: number): { status: TerminalStatus; reason: stri
   const owner = tags.get(RW_TAGS.owner) ?? 'unknown';
   const beat = Number(tags.get(RW_TAGS.heartbeatAt));
   const why = cancelled ? 'cancellation was requested and ' : '';
+  const note = tags.get(RW_TAGS.expiryNote);
   return {
     status,
     reason:
       `${why}lease expired at ${iso(expires)}: owner ${owner} stopped renewing it ` +
-      `(last heartbeat ${iso(beat)}), so the run was closed by the reaper`,
+      `(last heartbeat ${iso(beat)})${note ? `; ${note}` : ''}, so the run was closed by the reaper`,
   };
 }
 
@@ -163,4 +164,26 @@ export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = 
     }
   }
   return result;
+}
+
+/**
+ * Run `reapExpiredRuns` every `intervalMs` until stopped (the MCP server and workers run one).
+ * Failures are reported to `onError` and the loop carries on.
+ */
+export function startReaperLoop(
+  client: MlflowClient,
+  opts: { intervalMs: number; onResult?: (r: ReapResult) => void; onError?: (err: unknown) => void },
+): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    reapExpiredRuns(client)
+      .then((r) => opts.onResult?.(r), opts.onError)
+      .finally(() => {
+        running = false;
+      });
+  }, opts.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -65,7 +65,7 @@ export class RunHandle {
   private queuedFlush?: Promise<void>;
   private flushError: unknown;
   private lastRenewedAt = 0;
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat?: NodeJS.Timeout;
   private readonly flushTimer: NodeJS.Timeout;
   private _status: 'RUNNING' | TerminalStatus = 'RUNNING';
   private ending?: Promise<void>;
@@ -82,12 +82,16 @@ export class RunHandle {
     this.url = init.client.runUrl(init.experimentId, init.runId);
     for (const [k, v] of Object.entries(init.params ?? {})) this.params.set(k, v);
     this.lastRenewedAt = Date.now();
-    this.heartbeat = setInterval(() => {
-      this.renewLease().catch((err) =>
-        this.client.logger?.warn({ err, runId: this.runId }, 'heartbeat failed'),
-      );
-    }, init.heartbeatMs);
-    this.heartbeat.unref();
+    // heartbeatMs 0: no heartbeat, the lease lives only as long as callers keep touching the run
+    // (runs started for MCP clients, so a client that goes away lets its run expire).
+    if (init.heartbeatMs > 0) {
+      this.heartbeat = setInterval(() => {
+        this.renewLease().catch((err) =>
+          this.client.logger?.warn({ err, runId: this.runId }, 'heartbeat failed'),
+        );
+      }, init.heartbeatMs);
+      this.heartbeat.unref();
+    }
     this.flushTimer = setInterval(() => {
       if (this.buffer.length) this.scheduleFlush();
     }, init.flushIntervalMs);

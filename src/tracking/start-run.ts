@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { defaultOwner } from '../config.js';
-import { ValidationError } from '../errors/index.js';
+import { RunClosedError, ValidationError } from '../errors/index.js';
 import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
 import { isTransient, withRetry } from '../mlflow/retry.js';
 import { installSignalHandlers, trackOpenRun } from './open-runs.js';
@@ -29,10 +29,12 @@ export interface StartRunOptions {
   owner?: string;
   /** Lease length: the reaper may close the run this long after the last renewal (default 5 min). */
   leaseMs?: number;
-  /** Heartbeat interval (default: a fifth of the lease, at most 60 s). */
+  /** Heartbeat interval (default: a fifth of the lease, at most 60 s); 0 = renew only on calls. */
   heartbeatMs?: number;
   /** What an expired lease means: FAILED (default) or KILLED. */
   leaseExpiryStatus?: 'FAILED' | 'KILLED';
+  /** Added to the reaper's close reason if the lease expires (e.g. who failed to end the run). */
+  expiryNote?: string;
   /** Metric flush interval (default 1 s). */
   flushIntervalMs?: number;
   /** `mlflow.source.type` (default LOCAL). */
@@ -77,10 +79,10 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
   const leaseMs = opts.leaseMs ?? 300_000;
   if (!(leaseMs >= 1_000)) throw new ValidationError('leaseMs', `must be at least 1000 ms, got ${leaseMs}`);
   const heartbeatMs = opts.heartbeatMs ?? Math.min(60_000, Math.floor(leaseMs / 5));
-  if (!(heartbeatMs > 0 && heartbeatMs < leaseMs)) {
+  if (!(heartbeatMs === 0 || (heartbeatMs > 0 && heartbeatMs < leaseMs))) {
     throw new ValidationError(
       'heartbeatMs',
-      `must be positive and shorter than leaseMs (${leaseMs}), got ${heartbeatMs}`,
+      `must be 0 (no heartbeat) or positive and shorter than leaseMs (${leaseMs}), got ${heartbeatMs}`,
     );
   }
   for (const k of Object.keys(opts.tags ?? {})) validateKey(`tags.${k}`, k);
@@ -100,6 +102,7 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
     [RW_TAGS.leaseExpiresAt]: String(now + leaseMs),
     [RW_TAGS.heartbeatAt]: String(now),
     [RW_TAGS.leaseExpiryStatus]: opts.leaseExpiryStatus ?? 'FAILED',
+    ...(opts.expiryNote ? { [RW_TAGS.expiryNote]: opts.expiryNote } : {}),
     [RW_TAGS.requestId]: requestId,
   };
   const body = {
@@ -166,4 +169,48 @@ async function keepOne(
     await ok(client.api.POST('/api/2.0/mlflow/runs/delete', { body: { run_id: extra.info!.run_id! } }));
   }
   return sorted[0]!;
+}
+
+export interface AdoptRunOptions {
+  leaseMs?: number;
+  heartbeatMs?: number;
+  flushIntervalMs?: number;
+}
+
+/**
+ * A handle on a run that is already open (started by this server before a restart, or by another
+ * process of the same owner). Refuses runs that are not RUNNING, saying who closed them.
+ */
+export async function adoptRun(
+  client: MlflowClient,
+  runId: string,
+  opts: AdoptRunOptions = {},
+): Promise<RunHandle> {
+  const run = (await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } })))
+    .run;
+  const info = run?.info ?? {};
+  const tags = new Map((run?.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
+  if (info.status !== 'RUNNING') {
+    throw new RunClosedError(runId, `${info.status ?? 'unknown'}${describeCloser(tags)}`);
+  }
+  const handle = new RunHandle({
+    client,
+    runId,
+    experimentId: info.experiment_id ?? '',
+    runName: info.run_name ?? '',
+    artifactUri: info.artifact_uri ?? '',
+    description: tags.get(MLFLOW_TAGS.note),
+    leaseMs: opts.leaseMs ?? 300_000,
+    heartbeatMs: opts.heartbeatMs ?? 0,
+    flushIntervalMs: opts.flushIntervalMs ?? 1_000,
+    params: Object.fromEntries((run?.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+  });
+  trackOpenRun(handle);
+  return handle;
+}
+
+function describeCloser(tags: Map<string, string>): string {
+  const by = tags.get(RW_TAGS.closedBy);
+  const why = tags.get(RW_TAGS.closeReason);
+  return by ? `, closed by ${by}${why ? `: ${why}` : ''}` : '';
 }

@@ -22,6 +22,8 @@ export const RW_TAGS = {
   heartbeatAt: 'runwarden.heartbeat_at',
   /** Status the reaper gives the run when its lease expires (FAILED by default, KILLED for agent runs). */
   leaseExpiryStatus: 'runwarden.lease_expiry_status',
+  /** Added to the reaper's close reason when the lease expires (e.g. "the MCP client never called end_run"). */
+  expiryNote: 'runwarden.expiry_note',
   /** Set when the owner asked for cancellation: an expired lease then ends KILLED. */
   cancelRequested: 'runwarden.cancel_requested',
   configHash: 'runwarden.config_hash',

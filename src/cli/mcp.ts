@@ -1,0 +1,71 @@
+/**
+ * `runwarden mcp` (MCP over stdio) and `runwarden serve` (MCP over Streamable HTTP, /health).
+ */
+import type { Config } from '../config.js';
+import { createLogger } from '../log.js';
+import { startHttpServer } from '../mcp/http.js';
+import { createRuntime } from '../mcp/runtime.js';
+import { runStdio } from '../mcp/stdio.js';
+import { UsageError } from './usage.js';
+
+const MCP_HELP = `Usage: runwarden mcp
+
+Serves runwarden's MCP tools over stdio (for Claude Code, Cursor, Claude Desktop...). Logs go to
+stderr. Runs the client leaves open are ended KILLED when it disconnects.
+Environment: MLFLOW_TRACKING_URI, RUNWARDEN_READ_ONLY, RUNWARDEN_ALLOWED_ROOTS, ... (README).
+`;
+
+const SERVE_HELP = `Usage: runwarden serve
+
+Serves MCP over Streamable HTTP at http://RUNWARDEN_HTTP_HOST:RUNWARDEN_HTTP_PORT/mcp (default
+127.0.0.1:7341) and GET /health. Set RUNWARDEN_HTTP_TOKEN to require "Authorization: Bearer <token>"
+(required when binding a non-loopback address).
+`;
+
+export async function runMcp(argv: string[], config: () => Config): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(MCP_HELP);
+    return 0;
+  }
+  if (argv.length) throw new UsageError(`unexpected arguments: ${argv.join(' ')} (see runwarden mcp --help)`);
+  const cfg = config();
+  const runtime = createRuntime(cfg, createLogger(cfg.logLevel));
+  await runStdio(runtime);
+  return new Promise<number>(() => undefined); // runs until the client disconnects or a signal
+}
+
+export async function runServe(argv: string[], config: () => Config): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  if (argv.length)
+    throw new UsageError(`unexpected arguments: ${argv.join(' ')} (see runwarden serve --help)`);
+  const cfg = config();
+  const logger = createLogger(cfg.logLevel);
+  const runtime = createRuntime(cfg, logger);
+  const http = await startHttpServer(runtime, cfg.http);
+  logger.info({ url: `${http.url}/mcp`, mlflow: cfg.mlflow.trackingUri }, 'runwarden MCP server listening');
+  process.stderr.write(
+    `runwarden: MCP at ${http.url}/mcp (health: ${http.url}/health), MLflow ${cfg.mlflow.trackingUri}\n`,
+  );
+  await waitForSignal(async (reason) => {
+    await http.close(reason);
+    await runtime.shutdown(reason);
+  });
+  return 0;
+}
+
+/** Resolve after SIGINT/SIGTERM once `stop` has run (a second signal exits at once). */
+export function waitForSignal(stop: (reason: string) => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const on = (signal: NodeJS.Signals) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      void stop(`the runwarden server received ${signal}`).finally(resolve);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

@@ -1,0 +1,107 @@
+/**
+ * `runwarden up`: the local stack in one command. Starts MLflow from the project's .venv (SQLite
+ * and an artifact folder under RUNWARDEN_DATA_DIR, UI on RUNWARDEN_MLFLOW_PORT) unless
+ * MLFLOW_TRACKING_URI points at a server already, then the runwarden MCP HTTP server; prints the
+ * UI URL, the MCP endpoint and ready-to-paste client configuration; stops both on Ctrl-C.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { type Config, loadConfig } from '../config.js';
+import { createLogger } from '../log.js';
+import { startHttpServer } from '../mcp/http.js';
+import { createRuntime } from '../mcp/runtime.js';
+import { repoRoot, startMlflowServer } from '../stack/services.js';
+import { waitForSignal } from './mcp.js';
+import { UsageError } from './usage.js';
+
+const HELP = `Usage: runwarden up
+
+Brings up a local MLflow server (from .venv, data in RUNWARDEN_DATA_DIR, default .data/) and the
+runwarden MCP HTTP server, prints how to connect, and stops both on Ctrl-C. With MLFLOW_TRACKING_URI
+set, uses that MLflow server instead of starting one.
+`;
+
+export function clientSetup(o: { mcpUrl: string; token?: string; trackingUri: string; bin: string }): string {
+  const auth = o.token ? { Authorization: `Bearer ${o.token}` } : undefined;
+  const header = o.token ? ` --header "Authorization: Bearer ${o.token}"` : '';
+  const httpJson = JSON.stringify(
+    { mcpServers: { runwarden: { url: o.mcpUrl, ...(auth ? { headers: auth } : {}) } } },
+    null,
+    2,
+  );
+  const stdioJson = JSON.stringify(
+    {
+      mcpServers: {
+        runwarden: { command: 'node', args: [o.bin, 'mcp'], env: { MLFLOW_TRACKING_URI: o.trackingUri } },
+      },
+    },
+    null,
+    2,
+  );
+  return [
+    'Claude Code, over HTTP:',
+    `  claude mcp add --transport http runwarden ${o.mcpUrl}${header}`,
+    'Claude Code, over stdio:',
+    `  claude mcp add runwarden --env MLFLOW_TRACKING_URI=${o.trackingUri} -- node ${o.bin} mcp`,
+    'Cursor (~/.cursor/mcp.json), over HTTP:',
+    httpJson.replace(/^/gm, '  '),
+    'Claude Desktop (claude_desktop_config.json), over stdio:',
+    stdioJson.replace(/^/gm, '  '),
+  ].join('\n');
+}
+
+export async function runUp(argv: string[], config: () => Config = loadConfig): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (argv.length) throw new UsageError(`unexpected arguments: ${argv.join(' ')} (see runwarden up --help)`);
+  let cfg = config();
+  const logger = createLogger(cfg.logLevel);
+  let stopMlflow = async () => undefined as void;
+  if (!cfg.mlflow.trackingUriFromEnv) {
+    const dir = path.join(cfg.dataDir, 'mlflow');
+    await mkdir(dir, { recursive: true });
+    process.stderr.write(
+      `runwarden up: starting MLflow on 127.0.0.1:${cfg.localMlflowPort} (data in ${dir}) ...\n`,
+    );
+    const mlflow = await startMlflowServer({ dir, port: cfg.localMlflowPort });
+    stopMlflow = mlflow.stop;
+    cfg = { ...cfg, mlflow: { ...cfg.mlflow, trackingUri: mlflow.url, uiUrl: mlflow.url } };
+  }
+  const runtime = createRuntime(cfg, logger);
+  let http: Awaited<ReturnType<typeof startHttpServer>>;
+  try {
+    http = await startHttpServer(runtime, cfg.http);
+  } catch (err) {
+    await stopMlflow();
+    throw err;
+  }
+  const mcpUrl = `${http.url}/mcp`;
+  process.stdout.write(
+    [
+      '',
+      'runwarden is up.',
+      `  MLflow UI:     ${cfg.mlflow.uiUrl}`,
+      `  MCP endpoint:  ${mcpUrl}${cfg.http.token ? ' (Bearer token required)' : ''}`,
+      `  Health:        ${http.url}/health`,
+      '',
+      clientSetup({
+        mcpUrl,
+        token: cfg.http.token,
+        trackingUri: cfg.mlflow.trackingUri,
+        bin: path.join(repoRoot, 'bin', 'runwarden.js'),
+      }),
+      '',
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'),
+  );
+  await waitForSignal(async (reason) => {
+    process.stderr.write('runwarden up: stopping ...\n');
+    await http.close(reason);
+    await runtime.shutdown(reason);
+    await stopMlflow();
+  });
+  return 0;
+}

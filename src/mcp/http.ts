@@ -1,0 +1,254 @@
+/**
+ * `runwarden serve`: MCP over Streamable HTTP at `/mcp`, plus `/health`. Requests pass, in order:
+ * Host check (DNS-rebinding protection), Origin check, Bearer token, body size limit; then they go
+ * to the session's transport. Each session has its own MCP server; closing a session (DELETE, idle
+ * expiry, shutdown) ends the runs it left open, KILLED, with the reason.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { RunwardenError } from '../errors/index.js';
+import type { McpRuntime } from './runtime.js';
+import { createServer } from './server.js';
+
+export interface HttpOptions {
+  host: string;
+  port: number;
+  token?: string;
+  allowedHosts: string[];
+  allowedOrigins: string[];
+  maxBodyBytes: number;
+  /** Close sessions idle this long (default 1 h). */
+  sessionIdleMs?: number;
+}
+
+export interface HttpServerHandle {
+  url: string;
+  port: number;
+  /** Close every session (ending their runs) and stop listening. */
+  close(reason: string): Promise<void>;
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+/** The hostname part of a Host header (`[::1]:7341` → `[::1]`, `a.b:80` → `a.b`). */
+export function hostnameOf(hostHeader: string): string {
+  const h = hostHeader.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  return h.replace(/:\d+$/, '');
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+function rpcError(
+  res: http.ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+) {
+  send(res, status, { jsonrpc: '2.0', error: { code: -32000, message }, id: null }, headers);
+}
+
+async function readBody(
+  req: http.IncomingMessage,
+  limit: number,
+): Promise<{ ok: true; body: unknown } | { ok: false; status: number; message: string }> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit)
+    return {
+      ok: false,
+      status: 413,
+      message: `request body of ${declared} bytes exceeds the ${limit}-byte limit`,
+    };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit)
+      return { ok: false, status: 413, message: `request body exceeds the ${limit}-byte limit` };
+    chunks.push(chunk as Buffer);
+  }
+  if (!size) return { ok: true, body: undefined };
+  try {
+    return { ok: true, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+  } catch {
+    return { ok: false, status: 400, message: 'request body is not valid JSON' };
+  }
+}
+
+export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): Promise<HttpServerHandle> {
+  if (!isLoopback(opts.host) && !opts.token) {
+    throw new RunwardenError(
+      'CONFIG_ERROR',
+      `refusing to serve MCP on ${opts.host} without a token: set RUNWARDEN_HTTP_TOKEN (16+ characters), or bind 127.0.0.1`,
+    );
+  }
+  const allowedHosts = new Set([...LOOPBACK, ...opts.allowedHosts.map((h) => h.toLowerCase())]);
+  if (!['0.0.0.0', '::'].includes(opts.host)) allowedHosts.add(opts.host.toLowerCase());
+  const allowedOrigins = new Set(opts.allowedOrigins);
+  const idleMs = opts.sessionIdleMs ?? 3_600_000;
+  const log = runtime.logger;
+
+  interface Session {
+    transport: StreamableHTTPServerTransport;
+    close: (reason: string) => Promise<void>;
+    lastSeen: number;
+  }
+  const sessions = new Map<string, Session>();
+
+  const originOk = (origin: string | undefined): boolean => {
+    if (!origin) return true; // non-browser clients send none
+    if (allowedOrigins.has(origin)) return true;
+    try {
+      return isLoopback(new URL(origin).hostname);
+    } catch {
+      return false;
+    }
+  };
+
+  async function health(res: http.ServerResponse) {
+    let mlflow: { reachable: boolean; version?: string; error?: string };
+    try {
+      const r = await runtime.client.transport.send(
+        () => ({ url: `${runtime.client.trackingUri}/version`, init: { method: 'GET' } }),
+        { retry: false, timeoutMs: 5_000 },
+      );
+      mlflow = { reachable: true, version: (await r.text()).trim() };
+    } catch (err) {
+      mlflow = { reachable: false, error: (err as Error).message };
+    }
+    send(res, mlflow.reachable ? 200 : 503, {
+      status: mlflow.reachable ? 'ok' : 'degraded',
+      runwarden: runtime.version,
+      mlflow: { trackingUri: runtime.client.trackingUri, ...mlflow },
+      sessions: sessions.size,
+    });
+  }
+
+  async function mcp(req: http.IncomingMessage, res: http.ServerResponse) {
+    if (opts.token) {
+      const auth = req.headers.authorization ?? '';
+      if (auth !== `Bearer ${opts.token}`) {
+        return rpcError(
+          res,
+          401,
+          'missing or wrong bearer token: send Authorization: Bearer <RUNWARDEN_HTTP_TOKEN>',
+          {
+            'www-authenticate': 'Bearer realm="runwarden"',
+          },
+        );
+      }
+    }
+    const sessionId = req.headers['mcp-session-id'];
+    let body: unknown;
+    if (req.method === 'POST') {
+      const read = await readBody(req, opts.maxBodyBytes);
+      if (!read.ok) return rpcError(res, read.status, read.message);
+      body = read.body;
+    }
+    if (typeof sessionId === 'string') {
+      const s = sessions.get(sessionId);
+      if (!s)
+        return rpcError(res, 404, `unknown or expired MCP session ${sessionId}: initialize a new session`);
+      s.lastSeen = Date.now();
+      await s.transport.handleRequest(req, res, body);
+      return;
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(body)) {
+      return rpcError(res, 400, 'no mcp-session-id header: start with an initialize request');
+    }
+    const session = createServer({ ...runtime });
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => session.sessionKey,
+      onsessioninitialized: (id) => {
+        sessions.set(id, { transport, close: session.close, lastSeen: Date.now() });
+        log.info({ session: id }, 'MCP HTTP session opened');
+      },
+    });
+    transport.onclose = () => {
+      sessions.delete(session.sessionKey);
+      void session.close('the MCP HTTP session was closed without calling end_run');
+    };
+    await session.server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  const server = http.createServer((req, res) => {
+    const started = Date.now();
+    const path = (req.url ?? '/').split('?')[0];
+    const host = hostnameOf(req.headers.host ?? '');
+    const done = () =>
+      log.debug({ method: req.method, path, status: res.statusCode, ms: Date.now() - started }, 'http');
+    res.on('finish', done);
+    if (!allowedHosts.has(host)) {
+      return rpcError(
+        res,
+        403,
+        `Host header '${req.headers.host ?? ''}' is not allowed (DNS-rebinding protection); add it to RUNWARDEN_HTTP_ALLOWED_HOSTS`,
+      );
+    }
+    if (!originOk(req.headers.origin)) {
+      return rpcError(
+        res,
+        403,
+        `Origin '${req.headers.origin}' is not allowed; add it to RUNWARDEN_HTTP_ALLOWED_ORIGINS`,
+      );
+    }
+    const handle = async () => {
+      if (path === '/health' && req.method === 'GET') return health(res);
+      if (path === '/mcp') return mcp(req, res);
+      return send(res, 404, { error: `no route ${req.method} ${path}; MCP is at /mcp, health at /health` });
+    };
+    handle().catch((err: unknown) => {
+      log.error({ err }, 'http handler failed');
+      if (!res.headersSent) rpcError(res, 500, 'internal error');
+      else res.end();
+    });
+  });
+
+  const sweeper = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [id, s] of sessions) {
+        if (now - s.lastSeen > idleMs) {
+          sessions.delete(id);
+          void s.close(
+            `the MCP HTTP session was idle for ${Math.round(idleMs / 60_000)} min without calling end_run`,
+          );
+          void s.transport.close();
+        }
+      }
+    },
+    Math.min(idleMs, 60_000),
+  );
+  sweeper.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    url: `http://${shownHost}:${port}`,
+    port,
+    async close(reason) {
+      clearInterval(sweeper);
+      await Promise.allSettled([...sessions.values()].map((s) => s.close(reason)));
+      for (const s of sessions.values()) await s.transport.close().catch(() => undefined);
+      sessions.clear();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The MCP server's open runs. Runs started through MCP are leased to the client: the server keeps
+ * their handles (no heartbeat), every tool call that touches a run renews its lease, and the runs a
+ * session started are ended KILLED when that session goes away. Handles are shared by all
+ * sessions of one server process; a run not in memory (server restarted) is adopted on first use.
+ */
+import type { MlflowClient } from '../mlflow/client.js';
+import type { RunHandle } from '../tracking/run-handle.js';
+import { adoptRun } from '../tracking/start-run.js';
+
+export class McpRunRegistry {
+  private readonly handles = new Map<string, RunHandle>();
+  private readonly bySession = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly client: MlflowClient,
+    private readonly leaseMs: number,
+  ) {}
+
+  add(handle: RunHandle, sessionKey: string): void {
+    this.handles.set(handle.runId, handle);
+    let set = this.bySession.get(sessionKey);
+    if (!set) {
+      set = new Set();
+      this.bySession.set(sessionKey, set);
+    }
+    set.add(handle.runId);
+  }
+
+  /** The open handle for `runId`, adopting the run if this process does not hold it yet. */
+  async get(runId: string): Promise<RunHandle> {
+    const known = this.handles.get(runId);
+    if (known && known.status === 'RUNNING') return known;
+    const adopted = await adoptRun(this.client, runId, { leaseMs: this.leaseMs, heartbeatMs: 0 });
+    this.handles.set(runId, adopted);
+    return adopted;
+  }
+
+  /** Forget a run after it ended. */
+  release(runId: string): void {
+    this.handles.delete(runId);
+    for (const set of this.bySession.values()) set.delete(runId);
+  }
+
+  /** Runs this session started that are still open. */
+  openFor(sessionKey: string): RunHandle[] {
+    return [...(this.bySession.get(sessionKey) ?? [])]
+      .map((id) => this.handles.get(id))
+      .filter((h): h is RunHandle => !!h && h.status === 'RUNNING');
+  }
+
+  /** End every run the session started, KILLED with `reason`. Returns how many were ended. */
+  async closeSession(sessionKey: string, reason: string): Promise<number> {
+    const open = this.openFor(sessionKey);
+    await Promise.allSettled(open.map((h) => h.end('KILLED', { reason, closedBy: 'mcp-server' })));
+    for (const h of open) this.release(h.runId);
+    this.bySession.delete(sessionKey);
+    return open.length;
+  }
+}

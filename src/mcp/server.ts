@@ -1,0 +1,67 @@
+/**
+ * `createServer(deps)`: one MCP server for one session (a stdio connection or an HTTP session).
+ * It registers the tools (only read-only ones in read-only mode), resources and prompts, and its
+ * `close()` ends the runs the session started, KILLED, saying the client went away.
+ */
+import { randomUUID } from 'node:crypto';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Logger } from '../log.js';
+import type { MlflowClient } from '../mlflow/client.js';
+import type { McpSettings, ToolContext } from './context.js';
+import { type PromptTemplate, registerPrompts } from './prompts.js';
+import { registerResources } from './resources.js';
+import type { McpRunRegistry } from './runs.js';
+import type { ToolDefinition } from './tools/define.js';
+import { mlflowTools } from './tools/index.js';
+
+export interface ServerDeps {
+  client: MlflowClient;
+  runs: McpRunRegistry;
+  settings: McpSettings;
+  logger: Logger;
+  prompts: PromptTemplate[];
+  version: string;
+  /** Extra tools (the task tools) appended to the MLflow ones. */
+  extraTools?: ToolDefinition[];
+  /** Session id; a fresh one is made when omitted. */
+  sessionKey?: string;
+}
+
+const INSTRUCTIONS =
+  'runwarden: MLflow tracking that cannot leave a mess. Typical flow: get_or_create_experiment → start_run → ' +
+  'log_params / log_metrics / log_artifact → end_run (always) → register_model. Runs you forget are closed KILLED ' +
+  'when their lease expires or you disconnect. Prompts: tracked-experiment, compare-and-choose.';
+
+export function createServer(deps: ServerDeps): {
+  server: McpServer;
+  sessionKey: string;
+  close: (reason?: string) => Promise<void>;
+} {
+  const sessionKey = deps.sessionKey ?? randomUUID();
+  const server = new McpServer(
+    { name: 'runwarden', title: 'runwarden (MLflow)', version: deps.version },
+    { capabilities: { logging: {} }, instructions: INSTRUCTIONS },
+  );
+  const ctx: ToolContext = {
+    client: deps.client,
+    runs: deps.runs,
+    settings: deps.settings,
+    logger: deps.logger.child({ session: sessionKey }),
+    sessionKey,
+  };
+  for (const tool of [...mlflowTools, ...(deps.extraTools ?? [])]) {
+    if (deps.settings.readOnly && tool.mutates) continue;
+    tool.register(server, ctx);
+  }
+  registerResources(server, deps.client);
+  registerPrompts(server, deps.prompts);
+  let closed = false;
+  const close = async (reason = 'the MCP client disconnected without calling end_run') => {
+    if (closed) return;
+    closed = true;
+    const n = await deps.runs.closeSession(sessionKey, reason);
+    if (n) ctx.logger.info({ runs: n }, 'ended runs left open by the session');
+    await server.close().catch(() => undefined);
+  };
+  return { server, sessionKey, close };
+}

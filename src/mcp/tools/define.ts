@@ -1,0 +1,75 @@
+/**
+ * How a tool is declared: one `defineTool({...})` per file with a zod input shape (every field
+ * described), an output shape, explicit annotations and a handler that returns structured content
+ * plus a text mirror. Registration wraps the handler so expected failures become `isError` results
+ * with a recovery step, and hides tools that write when the server is read-only.
+ */
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import type { ToolContext } from '../context.js';
+import { errorResult, type RecoveryHints, success } from '../results.js';
+
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+export interface Annotations {
+  readOnlyHint: boolean;
+  destructiveHint: boolean;
+  idempotentHint: boolean;
+  openWorldHint: boolean;
+}
+
+export interface ToolSpec<I extends z.ZodRawShape, O extends z.ZodRawShape> {
+  name: string;
+  title: string;
+  description: string;
+  input: I;
+  output: O;
+  annotations: Annotations;
+  /** Recovery text for error codes, in this tool's terms. */
+  hints?: RecoveryHints;
+  run: (
+    args: z.infer<z.ZodObject<I>>,
+    ctx: ToolContext,
+    extra: ToolExtra,
+  ) => Promise<{ structured: z.infer<z.ZodObject<O>>; text: string }>;
+}
+
+export interface ToolDefinition {
+  name: string;
+  /** True when the tool changes anything (hidden in read-only mode). */
+  mutates: boolean;
+  register: (server: McpServer, ctx: ToolContext) => void;
+}
+
+export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
+  spec: ToolSpec<I, O>,
+): ToolDefinition {
+  const inputSchema = z.object(spec.input);
+  return {
+    name: spec.name,
+    mutates: !spec.annotations.readOnlyHint,
+    register: (server, ctx) => {
+      server.registerTool(
+        spec.name,
+        {
+          title: spec.title,
+          description: spec.description,
+          inputSchema: spec.input,
+          outputSchema: spec.output,
+          annotations: spec.annotations,
+        },
+        (async (raw: unknown, extra: ToolExtra) => {
+          try {
+            const args = inputSchema.parse(raw);
+            const { structured, text } = await spec.run(args, ctx, extra);
+            return success(structured as Record<string, unknown>, text);
+          } catch (err) {
+            return errorResult(err, spec.hints);
+          }
+        }) as never,
+      );
+    },
+  };
+}

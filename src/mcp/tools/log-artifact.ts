@@ -1,0 +1,120 @@
+/**
+ * Tool `log_artifact`: upload a local file or folder (only under the server's allowed roots), or
+ * small inline content, to an open run. Uploads stream from disk and report progress when the
+ * client sent a progress token.
+ */
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { ValidationError } from '../../errors/index.js';
+import type { ToolContext } from '../context.js';
+import { defineTool } from './define.js';
+
+async function insideAllowedRoots(localPath: string, ctx: ToolContext): Promise<string> {
+  const abs = path.resolve(localPath);
+  let real: string;
+  try {
+    real = await realpath(abs);
+  } catch {
+    throw new ValidationError(
+      'local_path',
+      `${abs} does not exist (paths are resolved on the MCP server's machine)`,
+    );
+  }
+  for (const root of ctx.settings.allowedRoots) {
+    const r = await realpath(root).catch(() => root);
+    if (real === r || real.startsWith(r + path.sep)) return real;
+  }
+  throw new ValidationError(
+    'local_path',
+    `${abs} is outside the allowed roots (${ctx.settings.allowedRoots.join(', ')}); copy it there, pass content ` +
+      'inline, or ask the user to add its folder to RUNWARDEN_ALLOWED_ROOTS',
+  );
+}
+
+export const logArtifactTool = defineTool({
+  name: 'log_artifact',
+  title: 'Log artifact',
+  description:
+    'Store a file or folder in an open run. Give local_path (a file or folder on the server machine, inside its ' +
+    'allowed roots) or inline content/content_base64 (size-capped). Streams; reports progress.',
+  input: {
+    run_id: z.string().describe('Run id from start_run'),
+    local_path: z.string().optional().describe('File or folder on the server machine (inside allowed roots)'),
+    content: z
+      .string()
+      .optional()
+      .describe('Inline UTF-8 text to store (needs artifact_path as the file path)'),
+    content_base64: z
+      .string()
+      .optional()
+      .describe('Inline bytes, base64 (needs artifact_path as the file path)'),
+    artifact_path: z
+      .string()
+      .optional()
+      .describe(
+        'Run-relative destination: folder for local_path (default root), file path for inline content',
+      ),
+  },
+  output: {
+    run_id: z.string(),
+    files: z.number(),
+    bytes: z.number(),
+    artifact_path: z.string(),
+  },
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  async run(args, ctx, extra) {
+    const sources = [args.local_path, args.content, args.content_base64].filter((s) => s !== undefined);
+    if (sources.length !== 1) {
+      throw new ValidationError('local_path', 'give exactly one of local_path, content or content_base64');
+    }
+    const run = await ctx.runs.get(args.run_id);
+    if (args.local_path !== undefined) {
+      const real = await insideAllowedRoots(args.local_path, ctx);
+      const isFile = (await stat(real)).isFile();
+      const token = extra._meta?.progressToken;
+      let lastSent = 0;
+      const res = await run.logArtifact(real, args.artifact_path ?? '', {
+        onProgress: (done, total) => {
+          if (token === undefined || Date.now() - lastSent < 250) return;
+          lastSent = Date.now();
+          void extra
+            .sendNotification({
+              method: 'notifications/progress',
+              params: { progressToken: token, progress: done, total, message: `${done} of ${total} bytes` },
+            })
+            .catch(() => undefined);
+        },
+      });
+      const where = args.artifact_path ? `${args.artifact_path}/` : '';
+      return {
+        structured: {
+          run_id: args.run_id,
+          files: res.files,
+          bytes: res.bytes,
+          artifact_path: args.artifact_path ?? '',
+        },
+        text: `Stored ${isFile ? path.basename(real) : `${res.files} file(s)`} (${res.bytes} bytes) under ${where || 'the run root'} of run ${args.run_id}.`,
+      };
+    }
+    if (!args.artifact_path) {
+      throw new ValidationError('artifact_path', 'inline content needs a file path, e.g. "notes/summary.md"');
+    }
+    const bytes =
+      args.content !== undefined
+        ? Buffer.from(args.content, 'utf8')
+        : Buffer.from(args.content_base64 ?? '', 'base64');
+    const cap = ctx.settings.maxInlineArtifactBytes;
+    if (bytes.length > cap) {
+      throw new ValidationError(
+        args.content !== undefined ? 'content' : 'content_base64',
+        `${bytes.length} bytes exceeds the inline cap of ${cap} bytes; write the file under an allowed root and pass local_path`,
+      );
+    }
+    const res = await run.logText(bytes, args.artifact_path);
+    return {
+      structured: { run_id: args.run_id, files: 1, bytes: res.bytes, artifact_path: res.path },
+      text: `Stored ${res.bytes} bytes at ${res.path} in run ${args.run_id}.`,
+    };
+  },
+});

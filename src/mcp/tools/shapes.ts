@@ -1,0 +1,68 @@
+/**
+ * Output shapes and converters shared by several tools: a compact run summary with its UI link,
+ * and an experiment summary. Keeping them here keeps every tool's output the same shape.
+ */
+import { z } from 'zod';
+import type { Experiment, MlflowClient, Run } from '../../mlflow/client.js';
+
+export const runSummaryShape = {
+  run_id: z.string(),
+  run_name: z.string(),
+  experiment_id: z.string(),
+  status: z.string(),
+  start_time: z.number().optional(),
+  end_time: z.number().optional(),
+  artifact_uri: z.string().optional(),
+  url: z.string(),
+  params: z.record(z.string(), z.string()),
+  metrics: z.record(z.string(), z.number()),
+  tags: z.record(z.string(), z.string()),
+};
+export const runSummarySchema = z.object(runSummaryShape);
+export type RunSummary = z.infer<typeof runSummarySchema>;
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+
+export function summarizeRun(client: MlflowClient, run: Run): RunSummary {
+  const info = run.info ?? {};
+  const experimentId = info.experiment_id ?? '';
+  const runId = info.run_id ?? '';
+  return {
+    run_id: runId,
+    run_name: info.run_name ?? '',
+    experiment_id: experimentId,
+    status: info.status ?? 'UNKNOWN',
+    start_time: info.start_time || undefined,
+    end_time: info.end_time || undefined,
+    artifact_uri: info.artifact_uri,
+    url: client.runUrl(experimentId, runId),
+    params: Object.fromEntries((run.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+    metrics: Object.fromEntries((run.data?.metrics ?? []).map((m) => [m.key ?? '', num(m.value)])),
+    tags: Object.fromEntries((run.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? ''])),
+  };
+}
+
+export const experimentShape = {
+  experiment_id: z.string(),
+  name: z.string(),
+  lifecycle_stage: z.string(),
+  artifact_location: z.string().optional(),
+  tags: z.record(z.string(), z.string()),
+  url: z.string(),
+};
+export const experimentSchema = z.object(experimentShape);
+
+export function summarizeExperiment(client: MlflowClient, e: Experiment): z.infer<typeof experimentSchema> {
+  const id = e.experiment_id ?? '';
+  return {
+    experiment_id: id,
+    name: e.name ?? '',
+    lifecycle_stage: e.lifecycle_stage ?? 'active',
+    artifact_location: e.artifact_location,
+    tags: Object.fromEntries((e.tags ?? []).map((t) => [t.key ?? '', t.value ?? ''])),
+    url: client.experimentUrl(id),
+  };
+}
+
+/** Describe a JSON value compactly for a text mirror. */
+export const compact = (v: unknown): string => JSON.stringify(v);
