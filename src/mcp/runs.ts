@@ -4,9 +4,11 @@
  * session started are ended KILLED when that session goes away. Handles are shared by all
  * sessions of one server process; a run not in memory (server restarted) is adopted on first use.
  */
+
+import { RunClosedError } from '../errors/index.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import type { RunHandle } from '../tracking/run-handle.js';
-import { adoptRun } from '../tracking/start-run.js';
+import { adoptRun, requireRunning } from '../tracking/start-run.js';
 
 export class McpRunRegistry {
   private readonly handles = new Map<string, RunHandle>();
@@ -27,10 +29,25 @@ export class McpRunRegistry {
     set.add(handle.runId);
   }
 
-  /** The open handle for `runId`, adopting the run if this process does not hold it yet. */
+  /**
+   * The open handle for `runId`, adopting the run if this process does not hold it yet. The run's
+   * status is read from MLflow on every call: a run the reaper (or anyone) closed is refused with
+   * who closed it, never written to.
+   */
   async get(runId: string): Promise<RunHandle> {
     const known = this.handles.get(runId);
-    if (known && known.status === 'RUNNING') return known;
+    if (known && known.status === 'RUNNING') {
+      try {
+        await requireRunning(this.client, runId);
+      } catch (err) {
+        if (err instanceof RunClosedError) {
+          known.detach('KILLED');
+          this.release(runId);
+        }
+        throw err;
+      }
+      return known;
+    }
     const adopted = await adoptRun(this.client, runId, { leaseMs: this.leaseMs, heartbeatMs: 0 });
     this.handles.set(runId, adopted);
     return adopted;

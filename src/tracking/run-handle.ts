@@ -343,6 +343,19 @@ export class RunHandle {
   }
 
   /**
+   * Forget the run locally because someone else closed it (the reaper, another process): stops the
+   * timers and refuses further writes, sending nothing. Buffered points are dropped, as the run
+   * no longer accepts them.
+   */
+  detach(status: TerminalStatus): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    clearInterval(this.flushTimer);
+    this.buffer = [];
+    this._status = status;
+    untrackOpenRun(this);
+  }
+
+  /**
    * End the run once: flush, write who closed it and why, set the terminal status. Later calls
    * return the first call's promise. If the flush fails the run still ends (FAILED, saying how many
    * points could not be sent) and the flush error is thrown.

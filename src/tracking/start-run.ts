@@ -181,18 +181,26 @@ export interface AdoptRunOptions {
  * A handle on a run that is already open (started by this server before a restart, or by another
  * process of the same owner). Refuses runs that are not RUNNING, saying who closed them.
  */
+/** Read a run and throw RunClosedError (saying who closed it) unless it is RUNNING. */
+export async function requireRunning(client: MlflowClient, runId: string): Promise<Run> {
+  const run = (await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } })))
+    .run;
+  const status = run?.info?.status;
+  if (status !== 'RUNNING') {
+    const tags = new Map((run?.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
+    throw new RunClosedError(runId, `${status ?? 'unknown'}${describeCloser(tags)}`);
+  }
+  return run!;
+}
+
 export async function adoptRun(
   client: MlflowClient,
   runId: string,
   opts: AdoptRunOptions = {},
 ): Promise<RunHandle> {
-  const run = (await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } })))
-    .run;
-  const info = run?.info ?? {};
-  const tags = new Map((run?.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
-  if (info.status !== 'RUNNING') {
-    throw new RunClosedError(runId, `${info.status ?? 'unknown'}${describeCloser(tags)}`);
-  }
+  const run = await requireRunning(client, runId);
+  const info = run.info ?? {};
+  const tags = new Map((run.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
   const handle = new RunHandle({
     client,
     runId,
@@ -203,7 +211,7 @@ export async function adoptRun(
     leaseMs: opts.leaseMs ?? 300_000,
     heartbeatMs: opts.heartbeatMs ?? 0,
     flushIntervalMs: opts.flushIntervalMs ?? 1_000,
-    params: Object.fromEntries((run?.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+    params: Object.fromEntries((run.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
   });
   trackOpenRun(handle);
   return handle;

@@ -1,0 +1,187 @@
+// The MCP server over Streamable HTTP (`runwarden serve`) against the real MLflow server: the
+// workflow with a token, 30 concurrent get-or-creates across sessions, 401 without the token,
+// Host and Origin checks, the body limit, a closed session's runs ending KILLED, /health, and
+// refusing a non-loopback bind without a token.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { uniqueName } from '../support/clients.js';
+import { call, httpClient, type ServeProcess, startServe } from '../support/mcp.js';
+import { pyGetRun, runPythonMlflow } from '../support/python.js';
+import { repoRoot } from '../support/services.js';
+
+const mlflowUrl = inject('mlflowUrl');
+const TOKEN = 'test-token-0123456789abcdef';
+let serve: ServeProcess;
+
+beforeAll(async () => {
+  serve = await startServe({ MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_HTTP_TOKEN: TOKEN });
+});
+afterAll(async () => {
+  await serve?.stop();
+});
+
+const initialize = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+};
+
+/** A raw request, so the test controls Host and Origin exactly. */
+function raw(opts: { headers: Record<string, string>; body?: string; path?: string }) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: serve.port,
+        path: opts.path ?? '/mcp',
+        method: 'POST',
+        headers: opts.headers,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body ?? JSON.stringify(initialize));
+  });
+}
+
+const jsonHeaders = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  authorization: `Bearer ${TOKEN}`,
+};
+
+describe('runwarden serve (Streamable HTTP)', () => {
+  it("http: the workflow runs over HTTP with the token, and MLflow's client sees the finished run", async () => {
+    const { client } = await httpClient(serve.url, TOKEN);
+    try {
+      const run = await call<{ run_id: string }>(client, 'start_run', {
+        experiment_name: uniqueName('http-flow'),
+        run_name: 'over-http',
+        params: { model: 'lstm' },
+      });
+      await call(client, 'log_metrics', {
+        run_id: run.run_id,
+        metrics: [
+          { key: 'val_loss', value: 0.9, step: 0 },
+          { key: 'val_loss', value: 0.4, step: 1 },
+        ],
+      });
+      await call(client, 'set_tags', { run_id: run.run_id, tags: { dataset: 'weekly-cases' } });
+      expect(await call(client, 'end_run', { run_id: run.run_id, status: 'FINISHED' })).toMatchObject({
+        status: 'FINISHED',
+      });
+      const py = await pyGetRun(mlflowUrl, run.run_id);
+      expect(py).toMatchObject({ status: 'FINISHED', params: { model: 'lstm' }, metrics: { val_loss: 0.4 } });
+      expect(py.tags.dataset).toBe('weekly-cases');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('http: 30 concurrent get_or_create_experiment calls from 3 sessions make one experiment', async () => {
+    const name = uniqueName('http-race');
+    const clients = await Promise.all([1, 2, 3].map(() => httpClient(serve.url, TOKEN)));
+    try {
+      const results = await Promise.all(
+        clients.flatMap(({ client }) =>
+          Array.from({ length: 10 }, () =>
+            call<{ experiment_id: string; created: boolean }>(client, 'get_or_create_experiment', { name }),
+          ),
+        ),
+      );
+      expect(new Set(results.map((r) => r.experiment_id)).size).toBe(1);
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      const count = await runPythonMlflow<number>(
+        `import json, mlflow\nprint(json.dumps(len(mlflow.search_experiments(filter_string="name = '${name}'"))))`,
+        { trackingUri: mlflowUrl },
+      );
+      expect(count).toBe(1);
+    } finally {
+      await Promise.all(clients.map(({ client }) => client.close()));
+    }
+  });
+
+  it('http: without the bearer token the server answers 401 and says which header to send', async () => {
+    const { authorization: _, ...noAuth } = jsonHeaders;
+    const res = await raw({ headers: { ...noAuth, host: `127.0.0.1:${serve.port}` } });
+    expect(res.status).toBe(401);
+    expect(res.body).toContain('Authorization: Bearer');
+    const wrong = await raw({
+      headers: { ...jsonHeaders, authorization: 'Bearer nope', host: `127.0.0.1:${serve.port}` },
+    });
+    expect(wrong.status).toBe(401);
+  });
+
+  it('http: a foreign Host header (DNS rebinding) or Origin is refused with 403', async () => {
+    const badHost = await raw({ headers: { ...jsonHeaders, host: 'evil.example:80' } });
+    expect(badHost.status).toBe(403);
+    expect(badHost.body).toContain('Host header');
+    const badOrigin = await raw({
+      headers: { ...jsonHeaders, host: `localhost:${serve.port}`, origin: 'https://evil.example' },
+    });
+    expect(badOrigin.status).toBe(403);
+    expect(badOrigin.body).toContain('Origin');
+    const localOrigin = await raw({
+      headers: { ...jsonHeaders, host: `localhost:${serve.port}`, origin: `http://localhost:${serve.port}` },
+    });
+    expect(localOrigin.status).toBe(200);
+  });
+
+  it('http: a body past the size limit is refused with 413', async () => {
+    const big = JSON.stringify({ ...initialize, padding: 'x'.repeat(17 * 1024 * 1024) });
+    const res = await raw({ headers: { ...jsonHeaders, host: `127.0.0.1:${serve.port}` }, body: big });
+    expect(res.status).toBe(413);
+    expect(res.body).toContain('limit');
+  });
+
+  it('http: closing a session ends the runs it left open KILLED with the reason', async () => {
+    const { client, transport } = await httpClient(serve.url, TOKEN);
+    const run = await call<{ run_id: string }>(client, 'start_run', {
+      experiment_name: uniqueName('http-close'),
+    });
+    await transport.terminateSession();
+    await client.close();
+    const deadline = Date.now() + 15_000;
+    let py = await pyGetRun(mlflowUrl, run.run_id);
+    while (py.status === 'RUNNING' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 300));
+      py = await pyGetRun(mlflowUrl, run.run_id);
+    }
+    expect(py.status).toBe('KILLED');
+    expect(py.tags['runwarden.close_reason']).toBe('the MCP HTTP session was closed without calling end_run');
+  });
+
+  it('http: /health reports the MLflow server as reachable with its version', async () => {
+    const res = await fetch(`${serve.url}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ok', mlflow: { reachable: true, version: '3.17.2' } });
+  });
+
+  it('http: serve refuses to bind a non-loopback address without a token and exits 1', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/index.ts'), 'serve'], {
+      env: {
+        ...process.env,
+        MLFLOW_TRACKING_URI: mlflowUrl,
+        RUNWARDEN_HTTP_HOST: '0.0.0.0',
+        RUNWARDEN_HTTP_PORT: '0',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(err).toContain('RUNWARDEN_HTTP_TOKEN');
+  });
+});
