@@ -58,7 +58,7 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
   if (argv.length) throw new UsageError(`unexpected arguments: ${argv.join(' ')} (see runwarden up --help)`);
   let cfg = config();
   const logger = createLogger(cfg.logLevel);
-  let stopMlflow = async () => undefined as void;
+  let stopMlflow: () => Promise<void> = async () => {};
   if (!cfg.mlflow.trackingUriFromEnv) {
     const dir = path.join(cfg.dataDir, 'mlflow');
     await mkdir(dir, { recursive: true });

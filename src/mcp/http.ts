@@ -1,10 +1,3 @@
-/**
- * `runwarden serve`: MCP over Streamable HTTP at `/mcp`, plus `/health`. Requests pass, in order:
- * Host check (DNS-rebinding protection), Origin check, Bearer token, body size limit; then they go
- * to the session's transport. Each session has its own MCP server; closing a session (DELETE, idle
- * expiry, shutdown) ends the runs it left open, KILLED, with the reason.
- */
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
