@@ -25,7 +25,7 @@ export function errorResult(err: unknown, hints: RecoveryHints = {}): CallToolRe
   }
   if (err instanceof RunwardenError) {
     const hint = hints[err.code] ?? CODE_HINTS[err.code] ?? '';
-    return failure(`${err.message}${hint ? ` ${hint}` : ''}`);
+    return failure(hint ? `${err.message.replace(/[.\s]*$/, '.')} ${hint}` : err.message);
   }
   throw err;
 }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { compareRuns } from '../../tracking/search.js';
 import { defineTool } from './define.js';
+import { metricValueSchema, toMetricValue } from './shapes.js';
 
 export const compareRunsTool = defineTool({
   name: 'compare_runs',
@@ -16,7 +17,7 @@ export const compareRunsTool = defineTool({
       z.object({ run_id: z.string(), run_name: z.string(), status: z.string(), url: z.string() }),
     ),
     params: z.record(z.string(), z.record(z.string(), z.string())),
-    metrics: z.record(z.string(), z.record(z.string(), z.number())),
+    metrics: z.record(z.string(), z.record(z.string(), metricValueSchema)),
     differing_params: z.array(z.string()),
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
@@ -25,7 +26,7 @@ export const compareRunsTool = defineTool({
     const metrics = Object.fromEntries(
       Object.entries(c.metrics).map(([k, byRun]) => [
         k,
-        Object.fromEntries(Object.entries(byRun).map(([id, v]) => [id, Number(v)])),
+        Object.fromEntries(Object.entries(byRun).map(([id, v]) => [id, toMetricValue(v)])),
       ]),
     );
     const runs = c.runs.map((r) => ({

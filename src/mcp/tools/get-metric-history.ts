@@ -3,20 +3,30 @@ import { z } from 'zod';
 import type { Metric } from '../../mlflow/client.js';
 import { getMetricHistory } from '../../tracking/search.js';
 import { defineTool } from './define.js';
+import { metricValueSchema, toMetricValue } from './shapes.js';
 
-/** Evenly spaced points, always keeping the first, the last, the minimum and the maximum. */
+/**
+ * At most `max` evenly spaced points. First and last are always kept; with room (max ≥ 4) the
+ * minimum and maximum too, so a downsampled curve still shows its extremes.
+ */
 export function downsample(points: Metric[], max: number): Metric[] {
   if (points.length <= max) return points;
   const keep = new Set<number>([0, points.length - 1]);
-  let lo = 0;
-  let hi = 0;
-  points.forEach((p, i) => {
-    if (Number(p.value) < Number(points[lo]!.value)) lo = i;
-    if (Number(p.value) > Number(points[hi]!.value)) hi = i;
-  });
-  keep.add(lo).add(hi);
-  const stride = (points.length - 1) / (max - keep.size + 1);
-  for (let x = stride; keep.size < max && x < points.length - 1; x += stride) keep.add(Math.round(x));
+  if (max >= 4) {
+    let lo = -1;
+    let hi = -1;
+    points.forEach((p, i) => {
+      const v = Number(p.value);
+      if (!Number.isFinite(v)) return;
+      if (lo < 0 || v < Number(points[lo]!.value)) lo = i;
+      if (hi < 0 || v > Number(points[hi]!.value)) hi = i;
+    });
+    if (lo >= 0) keep.add(lo).add(hi);
+  }
+  const room = max - keep.size;
+  for (let k = 1; k <= room; k++) keep.add(Math.round((k * (points.length - 1)) / (room + 1)));
+  // Rounding may collide with kept indexes; fill any gap left from the start.
+  for (let i = 1; keep.size < max && i < points.length - 1; i++) keep.add(i);
   return [...keep].sort((a, b) => a - b).map((i) => points[i]!);
 }
 
@@ -45,19 +55,19 @@ export const getMetricHistoryTool = defineTool({
     downsampled: z.boolean(),
     min: z.number().optional(),
     max: z.number().optional(),
-    last: z.number().optional(),
-    points: z.array(z.object({ step: z.number(), value: z.number(), timestamp: z.number() })),
+    last: metricValueSchema.optional(),
+    points: z.array(z.object({ step: z.number(), value: metricValueSchema, timestamp: z.number() })),
   },
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async run({ run_id, key, max_points }, ctx) {
     const all = await getMetricHistory(ctx.client, run_id, key);
-    const values = all.map((m) => Number(m.value));
+    const values = all.map((m) => toMetricValue(m.value));
     const shown = downsample(all, max_points).map((m) => ({
       step: m.step ?? 0,
-      value: Number(m.value),
+      value: toMetricValue(m.value),
       timestamp: m.timestamp ?? 0,
     }));
-    const finite = values.filter(Number.isFinite);
+    const finite = values.filter((v): v is number => typeof v === 'number');
     const structured = {
       run_id,
       key,

@@ -14,7 +14,9 @@ export const logMetricsTool = defineTool({
       .array(
         z.object({
           key: z.string().describe('Metric name, e.g. "val_loss"'),
-          value: z.number().describe('Value (NaN/Infinity allowed)'),
+          value: z
+            .union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])])
+            .describe('Value; non-finite values as the strings "NaN", "Infinity", "-Infinity"'),
           step: z.number().int().optional().describe('Step or epoch (default 0)'),
           timestamp: z.number().int().optional().describe('Epoch ms (default now)'),
         }),
@@ -33,7 +35,7 @@ export const logMetricsTool = defineTool({
     const run = await ctx.runs.get(run_id);
     const now = Date.now();
     for (const m of metrics)
-      await run.logMetric(m.key, m.value, { step: m.step, timestamp: m.timestamp ?? now });
+      await run.logMetric(m.key, Number(m.value), { step: m.step, timestamp: m.timestamp ?? now });
     await run.flush();
     const keys = [...new Set(metrics.map((m) => m.key))];
     return {

@@ -5,6 +5,21 @@
 import { z } from 'zod';
 import type { Experiment, MlflowClient, Run } from '../../mlflow/client.js';
 
+/** A metric value as JSON can carry it: a finite number, or MLflow's strings for NaN and ±Infinity. */
+export const metricValueSchema = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]);
+export type MetricValue = z.infer<typeof metricValueSchema>;
+
+/** MLflow answers NaN as "NaN" and ±Infinity as ±1.79e308 or strings; keep finite numbers, name the rest. */
+export function toMetricValue(v: unknown): MetricValue {
+  const n = typeof v === 'number' ? v : Number(v);
+  if (Number.isFinite(n) && Math.abs(n) < Number.MAX_VALUE) return n;
+  if (Number.isNaN(n)) return 'NaN';
+  return n > 0 ? 'Infinity' : '-Infinity';
+}
+
+/** The JSON form back to a number (for arithmetic). */
+export const metricNumber = (v: MetricValue): number => (typeof v === 'number' ? v : Number(v));
+
 export const runSummaryShape = {
   run_id: z.string(),
   run_name: z.string(),
@@ -15,13 +30,11 @@ export const runSummaryShape = {
   artifact_uri: z.string().optional(),
   url: z.string(),
   params: z.record(z.string(), z.string()),
-  metrics: z.record(z.string(), z.number()),
+  metrics: z.record(z.string(), metricValueSchema),
   tags: z.record(z.string(), z.string()),
 };
 export const runSummarySchema = z.object(runSummaryShape);
 export type RunSummary = z.infer<typeof runSummarySchema>;
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
 export function summarizeRun(client: MlflowClient, run: Run): RunSummary {
   const info = run.info ?? {};
@@ -37,7 +50,7 @@ export function summarizeRun(client: MlflowClient, run: Run): RunSummary {
     artifact_uri: info.artifact_uri,
     url: client.runUrl(experimentId, runId),
     params: Object.fromEntries((run.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
-    metrics: Object.fromEntries((run.data?.metrics ?? []).map((m) => [m.key ?? '', num(m.value)])),
+    metrics: Object.fromEntries((run.data?.metrics ?? []).map((m) => [m.key ?? '', toMetricValue(m.value)])),
     tags: Object.fromEntries((run.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? ''])),
   };
 }
