@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { RunwardenError } from './errors/index.js';
 
@@ -74,6 +75,17 @@ const EnvSchema = z.object({
   RUNWARDEN_REAP_INTERVAL_MS: intMs(60_000),
   RUNWARDEN_DATA_DIR: z.string().min(1).default('.data'),
   RUNWARDEN_MLFLOW_PORT: z.coerce.number().int().min(1).max(65535).default(5000),
+  RUNWARDEN_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[\w-]+$/, 'letters, digits, _ and -')
+    .default('runwarden'),
+  RUNWARDEN_TASKS_DIR: z.string().min(1).optional(),
+  RUNWARDEN_WORK_DIR: z.string().min(1).optional(),
+  RUNWARDEN_CACHE_DIR: z.string().min(1).optional(),
+  RUNWARDEN_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  RUNWARDEN_KILL_GRACE_MS: intMs(10_000),
+  RUNWARDEN_SHUTDOWN_GRACE_MS: intMs(30_000),
+  RUNWARDEN_KEEP_WORKSPACES: bool(false),
 });
 
 export interface Config {
@@ -122,6 +134,22 @@ export interface Config {
   dataDir: string;
   /** Port of the local MLflow server `runwarden up` starts. */
   localMlflowPort: number;
+  queue: {
+    /** Redis key prefix and queue namespace. */
+    prefix: string;
+    /** Folder of task templates. */
+    tasksDir: string;
+    /** Where attempts' workspaces are created. */
+    workDir: string;
+    /** Where per-template Python environments are cached. */
+    cacheDir: string;
+    concurrency: number;
+    /** SIGTERM → SIGKILL delay when killing a task's process group. */
+    killGraceMs: number;
+    /** On worker shutdown, how long running tasks may finish before they are cancelled. */
+    shutdownGraceMs: number;
+    keepWorkspaces: boolean;
+  };
 }
 
 const list = (v: string | undefined) =>
@@ -194,5 +222,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     dataDir: path.resolve(e.RUNWARDEN_DATA_DIR),
     localMlflowPort: e.RUNWARDEN_MLFLOW_PORT,
+    queue: {
+      prefix: e.RUNWARDEN_QUEUE_PREFIX,
+      tasksDir: path.resolve(e.RUNWARDEN_TASKS_DIR ?? fileURLToPath(new URL('../tasks', import.meta.url))),
+      workDir: path.resolve(e.RUNWARDEN_WORK_DIR ?? path.join(e.RUNWARDEN_DATA_DIR, 'workspaces')),
+      cacheDir: path.resolve(e.RUNWARDEN_CACHE_DIR ?? path.join(e.RUNWARDEN_DATA_DIR, 'envs')),
+      concurrency: e.RUNWARDEN_WORKER_CONCURRENCY,
+      killGraceMs: e.RUNWARDEN_KILL_GRACE_MS,
+      shutdownGraceMs: e.RUNWARDEN_SHUTDOWN_GRACE_MS,
+      keepWorkspaces: e.RUNWARDEN_KEEP_WORKSPACES,
+    },
   });
 }

@@ -4,10 +4,12 @@
  */
 import { loadConfig } from '../config.js';
 import { RunwardenError } from '../errors/index.js';
+import { runCancel, runEnqueue, runStatus } from './enqueue.js';
 import { runMcp, runServe } from './mcp.js';
 import { runReap } from './reap.js';
 import { runUp } from './up.js';
 import { UsageError } from './usage.js';
+import { runWorkerCommand } from './worker.js';
 
 const HELP = `runwarden — agent-coordinated experiment tracking on MLflow
 
@@ -17,6 +19,10 @@ Commands:
   mcp       MCP server over stdio
   serve     MCP server over Streamable HTTP (/mcp, /health)
   up        the local stack: MLflow + the MCP HTTP server, with client setup printed
+  worker    run training tasks from the queue
+  enqueue   queue a training task from a template or spec file (--wait shows progress)
+  status    queue counts and active tasks
+  cancel    cancel a task (waiting or running) from any machine
   reap      close runs whose lease expired (once)
 
 \`runwarden <command> --help\` describes each.
@@ -30,6 +36,10 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   mcp: (argv) => runMcp(argv, () => loadConfig()),
   serve: (argv) => runServe(argv, () => loadConfig()),
   up: (argv) => runUp(argv, () => loadConfig()),
+  worker: (argv) => runWorkerCommand(argv, () => loadConfig()),
+  enqueue: (argv) => runEnqueue(argv, () => loadConfig()),
+  status: (argv) => runStatus(argv, () => loadConfig()),
+  cancel: (argv) => runCancel(argv, () => loadConfig()),
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -53,13 +63,16 @@ export async function main(argv: string[]): Promise<number> {
     const msg =
       err instanceof RunwardenError ? `${err.code}: ${err.message}` : String((err as Error)?.stack ?? err);
     process.stderr.write(`runwarden ${cmd}: ${msg}\n`);
-    return 1;
+    // Bad input (a field named, nothing done) is a usage error; anything else a failure.
+    return err instanceof RunwardenError && err.code === 'VALIDATION_ERROR' ? 2 : 1;
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // Long-running commands have shut down; leftover sockets or timers must not keep us alive.
+    if (['serve', 'up', 'worker'].includes(process.argv[2] ?? '')) process.exit(code);
   },
   (err) => {
     process.stderr.write(`runwarden: ${String(err)}\n`);

@@ -8,6 +8,7 @@
 import { ValidationError } from '../errors/index.js';
 import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
 import { chunk } from './batching.js';
+import { closeRun } from './close-run.js';
 import { RW_TAGS, type TerminalStatus } from './tags.js';
 
 export interface ReapOptions {
@@ -95,29 +96,6 @@ function dueOwned(run: Run, now: number): { status: TerminalStatus; reason: stri
   };
 }
 
-async function close(
-  client: MlflowClient,
-  runId: string,
-  status: TerminalStatus,
-  reason: string,
-  now: number,
-) {
-  await ok(
-    client.api.POST('/api/2.0/mlflow/runs/log-batch', {
-      body: {
-        run_id: runId,
-        tags: [
-          { key: RW_TAGS.closedBy, value: 'reaper' },
-          { key: RW_TAGS.closeReason, value: reason },
-        ],
-      },
-    }),
-  );
-  await ok(
-    client.api.POST('/api/2.0/mlflow/runs/update', { body: { run_id: runId, status, end_time: now } }),
-  );
-}
-
 export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = {}): Promise<ReapResult> {
   if (opts.includeForeign && !(typeof opts.olderThanMs === 'number' && opts.olderThanMs > 0)) {
     throw new ValidationError('olderThanMs', 'includeForeign needs an age threshold (e.g. --older-than 24h)');
@@ -139,7 +117,8 @@ export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = 
     if (fresh?.info?.status !== 'RUNNING') continue;
     const due = dueOwned(fresh, clock());
     if (!due) continue;
-    if (!opts.dryRun) await close(client, runId, due.status, due.reason, clock());
+    if (!opts.dryRun)
+      await closeRun(client, runId, due.status, { closedBy: 'reaper', reason: due.reason, now: clock() });
     result.closed.push({ runId, experimentId: run.info?.experiment_id ?? '', ...due, foreign: false });
   }
 
@@ -153,7 +132,7 @@ export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = 
       const reason =
         `RUNNING since ${iso(run.info?.start_time ?? Number.NaN)}, older than the ${opts.olderThanMs} ms threshold, ` +
         'with no runwarden lease: closed by the reaper (--include-foreign)';
-      if (!opts.dryRun) await close(client, runId, 'FAILED', reason, clock());
+      if (!opts.dryRun) await closeRun(client, runId, 'FAILED', { closedBy: 'reaper', reason, now: clock() });
       result.closed.push({
         runId,
         experimentId: run.info?.experiment_id ?? '',

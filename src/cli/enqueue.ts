@@ -1,0 +1,215 @@
+/**
+ * `runwarden enqueue <template|spec.yaml>` and `runwarden status`. Enqueue validates everything
+ * before queueing (unknown template, parameter out of bounds, unreadable input: exit 2 or 1 with
+ * the field named); `--wait` shows progress until the task ends and exits 0 only if it completed.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import type { Config } from '../config.js';
+import { createLogger } from '../log.js';
+import { mlflowClientFromConfig } from '../mlflow/client.js';
+import { taskQueueFromConfig } from '../queue/from-config.js';
+import { isTerminal, type TaskInfo, type TaskQueue } from '../queue/task-queue.js';
+import { UsageError } from './usage.js';
+
+const HELP = `Usage: runwarden enqueue <template | spec.yaml> [options]
+
+  --param k=v        template parameter (repeatable)
+  --input name=uri   input URI: file://, runs:/<run>/<path>, mlflow-artifacts:/..., http(s):// (repeatable)
+  --experiment NAME  MLflow experiment (default tasks/<template>)
+  --run-name NAME    MLflow run name
+  --priority N       1 (highest) to 1000
+  --timeout SECONDS  wall-clock limit of one attempt
+  --attempts N       attempts allowed (retries only if the template says failures are transient)
+  --force            enqueue even if the same spec is already queued or done
+  --wait             show progress until the task ends; exit 0 only if it completed
+  --json             print the task as JSON
+
+The same template, parameters and inputs give the same task id: enqueueing again returns it.
+`;
+
+function pairs(flag: string, list: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list ?? []) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw new UsageError(`${flag} ${item}: expected name=value`);
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+
+export async function buildSpec(
+  target: string,
+  v: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const base: Record<string, unknown> = /\.(ya?ml|json)$/.test(target)
+    ? ((parseYaml(await readFile(target, 'utf8')) as Record<string, unknown>) ?? {})
+    : { template: target };
+  const params = {
+    ...(base.params as Record<string, unknown> | undefined),
+    ...pairs('--param', v.param as string[]),
+  };
+  const inputs = {
+    ...(base.inputs as Record<string, unknown> | undefined),
+    ...pairs('--input', v.input as string[]),
+  };
+  const num = (flag: string, x: unknown) => {
+    if (x === undefined) return undefined;
+    const n = Number(x);
+    if (!Number.isInteger(n)) throw new UsageError(`${flag}: expected a whole number, got ${String(x)}`);
+    return n;
+  };
+  return {
+    ...base,
+    params,
+    inputs,
+    ...(v.experiment ? { experiment: v.experiment } : {}),
+    ...(v['run-name'] ? { run_name: v['run-name'] } : {}),
+    ...(v.priority !== undefined ? { priority: num('--priority', v.priority) } : {}),
+    ...(v.timeout !== undefined ? { timeout_seconds: num('--timeout', v.timeout) } : {}),
+    ...(v.attempts !== undefined ? { attempts: num('--attempts', v.attempts) } : {}),
+    ...(v.force ? { force: true } : {}),
+  };
+}
+
+function bar(fraction: number, width = 24): string {
+  const n = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(fraction * 100).toFixed(0).padStart(3)}%`;
+}
+
+/** Poll until the task ends, drawing a progress line on stderr. */
+export async function waitAndShow(queue: TaskQueue, taskId: string): Promise<TaskInfo> {
+  const tty = process.stderr.isTTY;
+  let last = '';
+  for (;;) {
+    const info = await queue.get(taskId);
+    if (!info) throw new Error(`task ${taskId} disappeared`);
+    const line =
+      `${info.task_id} ${info.state.padEnd(9)} ${bar(info.progress?.fraction ?? 0)} ${info.progress?.message ?? ''}`.slice(
+        0,
+        160,
+      );
+    if (line !== last) {
+      process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+      last = line;
+    }
+    if (isTerminal(info.state)) {
+      if (tty) process.stderr.write('\n');
+      return info;
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+export async function runEnqueue(argv: string[], config: () => Config): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        param: { type: 'string', multiple: true },
+        input: { type: 'string', multiple: true },
+        experiment: { type: 'string' },
+        'run-name': { type: 'string' },
+        priority: { type: 'string' },
+        timeout: { type: 'string' },
+        attempts: { type: 'string' },
+        force: { type: 'boolean' },
+        wait: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1)
+    throw new UsageError('give one template name or spec file (see runwarden enqueue --help)');
+  const spec = await buildSpec(positionals[0]!, v);
+  const cfg = config();
+  const client = mlflowClientFromConfig(cfg, createLogger(cfg.logLevel));
+  const queue = taskQueueFromConfig(cfg, client);
+  try {
+    const { task, existing, info } = await queue.enqueue(spec);
+    if (v.json && !v.wait) process.stdout.write(`${JSON.stringify({ ...info, existing }, null, 2)}\n`);
+    else
+      process.stdout.write(
+        `${existing ? 'existing' : 'enqueued'} ${task.taskId} (${info.state}) template ${task.template}\n`,
+      );
+    if (!v.wait) return 0;
+    const end = await waitAndShow(queue, task.taskId);
+    const run = end.runs.at(-1);
+    process.stdout.write(
+      v.json
+        ? `${JSON.stringify(end, null, 2)}\n`
+        : `${end.task_id} ${end.state}${end.reason ? `: ${end.reason.split('\n')[0]}` : ''}${run ? `\nrun: ${run.url}` : ''}\n`,
+    );
+    return end.state === 'completed' ? 0 : 1;
+  } finally {
+    await queue.close();
+  }
+}
+
+export async function runStatus(argv: string[], config: () => Config): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write('Usage: runwarden status [--json]\n\nQueue counts and the active tasks.\n');
+    return 0;
+  }
+  const cfg = config();
+  const client = mlflowClientFromConfig(cfg, createLogger(cfg.logLevel));
+  const queue = taskQueueFromConfig(cfg, client);
+  try {
+    const counts = await queue.counts();
+    const active = await queue.list({ states: ['active'], limit: 100 });
+    if (argv.includes('--json')) {
+      process.stdout.write(`${JSON.stringify({ counts, active }, null, 2)}\n`);
+      return 0;
+    }
+    process.stdout.write(
+      `${Object.entries(counts)
+        .map(([k, n]) => `${k} ${n}`)
+        .join('  ')}\n`,
+    );
+    if (!active.length) process.stdout.write('no active tasks\n');
+    for (const t of active) {
+      const elapsed = t.started_at ? `${Math.round((Date.now() - t.started_at) / 1000)}s` : '-';
+      process.stdout.write(
+        `${t.task_id}  ${t.template.padEnd(20)} ${bar(t.progress?.fraction ?? 0, 12)} ${elapsed.padStart(6)}  ${t.runs.at(-1)?.url ?? ''}\n`,
+      );
+    }
+    return 0;
+  } finally {
+    await queue.close();
+  }
+}
+
+export async function runCancel(argv: string[], config: () => Config): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h') || argv.length < 1) {
+    process.stdout.write(
+      'Usage: runwarden cancel <task_id> [reason]\n\nCancel a task from any machine: a waiting task never starts; a running one is killed and its run ends KILLED.\n',
+    );
+    return argv.length ? 0 : 2;
+  }
+  const [taskId, ...why] = argv;
+  const cfg = config();
+  const queue = taskQueueFromConfig(cfg, mlflowClientFromConfig(cfg, createLogger(cfg.logLevel)));
+  try {
+    const { previous, info } = await queue.cancel(
+      taskId!,
+      why.join(' ') || 'cancelled from the command line',
+    );
+    process.stdout.write(
+      `${taskId}: ${previous} → ${info.state}${previous === 'active' ? ' (the worker holding it is killing it)' : ''}\n`,
+    );
+    return 0;
+  } finally {
+    await queue.close();
+  }
+}

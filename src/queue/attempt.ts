@@ -1,0 +1,294 @@
+/**
+ * One attempt of a task, inside an MLflow run that always ends with the true status. It closes
+ * runs left RUNNING by earlier attempts (a lost worker), prepares the workspace, runs the
+ * template's command, forwards the script's protocol lines to MLflow and progress to the caller,
+ * stores logs, declared artifacts, the model folder and the verified `workspace.zip`, then ends
+ * the run: FINISHED on exit 0, FAILED on a non-zero exit (stderr tail in the description),
+ * KILLED on timeout, cancellation or shutdown.
+ */
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import { uploadFile } from '../mlflow/artifacts.js';
+import type { MlflowClient } from '../mlflow/client.js';
+import { normalizeArtifactPath } from '../mlflow/paths.js';
+import { materializeInputs } from '../runners/inputs.js';
+import { parseLine } from '../runners/protocol.js';
+import { ensurePythonEnv } from '../runners/python-env.js';
+import { runCommand } from '../runners/shell.js';
+import { createWorkspace, renderCommand, writeConfig } from '../runners/workspace.js';
+import { zipDirectory } from '../runners/zip.js';
+import { closeRun } from '../tracking/close-run.js';
+import { getOrCreateExperiment } from '../tracking/experiments.js';
+import type { RunHandle } from '../tracking/run-handle.js';
+import { iterateRuns } from '../tracking/search.js';
+import { startRun } from '../tracking/start-run.js';
+import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
+import type { NormalizedTask } from './spec.js';
+import { loadTemplate } from './templates.js';
+
+export interface AttemptSettings {
+  tasksDir: string;
+  workDir: string;
+  cacheDir: string;
+  killGraceMs: number;
+  keepWorkspaces: boolean;
+  owner: string;
+  leaseMs: number;
+  trackingUri: string;
+  /** Extra environment for the command (MLflow credentials). */
+  env: Record<string, string | undefined>;
+}
+
+export type TaskEvent =
+  | { type: 'progress'; fraction: number; message?: string; phase?: string; runId?: string }
+  | { type: 'metric'; key: string; value: number; step: number }
+  | { type: 'log'; stream: 'stdout' | 'stderr'; line: string };
+
+export interface AttemptContext {
+  attempt: number;
+  jobId: string;
+  /** Fires on cancellation or shutdown; `signal.reason` says which. */
+  signal: AbortSignal;
+  onRunStarted: (experimentId: string, runId: string) => Promise<void>;
+  onEvent: (e: TaskEvent) => void;
+}
+
+export interface AttemptOutcome {
+  status: TerminalStatus;
+  /** `completed`, `failed`, `timeout`, `cancelled`, `shutdown`. */
+  kind: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'shutdown';
+  runId: string;
+  experimentId: string;
+  exitCode: number | null;
+  reason: string;
+  metrics: Record<string, number>;
+}
+
+/** Abort reasons the worker uses. */
+export const SHUTDOWN_REASON = 'runwarden:shutdown';
+
+async function supersedeEarlierAttempts(
+  client: MlflowClient,
+  experimentId: string,
+  task: NormalizedTask,
+  attempt: number,
+) {
+  const filter = `attributes.status = 'RUNNING' AND tags.\`${RW_TAGS.taskId}\` = '${task.taskId}'`;
+  for await (const run of iterateRuns(client, { experimentIds: [experimentId], filter })) {
+    const other = run.data?.tags?.find((t) => t.key === RW_TAGS.attempt)?.value;
+    if (!run.info?.run_id || other === String(attempt)) continue;
+    await closeRun(client, run.info.run_id, 'FAILED', {
+      closedBy: 'worker',
+      reason: `superseded: worker lost (attempt ${other ?? '?'} was replaced by attempt ${attempt})`,
+    });
+  }
+}
+
+export async function runAttempt(
+  client: MlflowClient,
+  settings: AttemptSettings,
+  task: NormalizedTask,
+  ctx: AttemptContext,
+  log: Logger,
+): Promise<AttemptOutcome> {
+  const template = loadTemplate(settings.tasksDir, task.template);
+  const { experimentId } = await getOrCreateExperiment(client, task.experiment);
+  await supersedeEarlierAttempts(client, experimentId, task, ctx.attempt);
+  const run: RunHandle = await startRun(client, {
+    experimentId,
+    runName: task.runName,
+    description: `Task \`${task.taskId}\` (template \`${template.name}\`), attempt ${ctx.attempt}.`,
+    tags: {
+      [RW_TAGS.taskId]: task.taskId,
+      [RW_TAGS.attempt]: String(ctx.attempt),
+      [RW_TAGS.configHash]: task.configHash,
+      'runwarden.template': template.name,
+      'runwarden.job_id': ctx.jobId,
+    },
+    params: task.params,
+    owner: settings.owner,
+    leaseMs: settings.leaseMs,
+    sourceType: 'JOB',
+    sourceName: `runwarden:${template.name}`,
+    handleSignals: false,
+  });
+  await ctx.onRunStarted(experimentId, run.runId);
+  const progress = (fraction: number, message: string, phase: string) =>
+    ctx.onEvent({ type: 'progress', fraction, message, phase, runId: run.runId });
+  progress(0, 'preparing workspace', 'preparing');
+
+  const timeout = AbortSignal.timeout(task.timeoutSeconds * 1000);
+  const signal = AbortSignal.any([ctx.signal, timeout]);
+  let workspaceDir: string | undefined;
+  let status: TerminalStatus = 'FAILED';
+  let kind: AttemptOutcome['kind'] = 'failed';
+  let reason = 'attempt did not complete';
+  let exitCode: number | null = null;
+  const latest: Record<string, number> = {};
+  try {
+    const ws = await createWorkspace(template, settings.workDir, `${task.taskId}-a${ctx.attempt}`);
+    workspaceDir = ws.dir;
+    const inputs = await materializeInputs(client, task.inputs, ws.inputsDir, signal);
+    await writeConfig(ws, task.params, inputs);
+    progress(0, template.python ? 'preparing the Python environment' : 'starting', 'preparing');
+    const python = await ensurePythonEnv(template, settings.cacheDir, {
+      signal,
+      onBuild: (dir) =>
+        progress(0, `building the template environment ${path.basename(dir)} (first use)`, 'preparing'),
+    });
+    const argv = renderCommand(template.command, {
+      python,
+      node: process.execPath,
+      workspace: ws.dir,
+      outputDir: ws.outputDir,
+      inputs,
+      params: task.params,
+    });
+    const declared: { path: string; dest?: string }[] = [];
+    let pending: Promise<unknown> = Promise.resolve();
+    const later = (f: () => Promise<unknown>) => {
+      pending = pending
+        .then(f)
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'protocol line not stored'));
+    };
+    progress(0, 'running', 'running');
+    const result = await runCommand(argv, {
+      cwd: ws.dir,
+      env: {
+        ...process.env,
+        ...settings.env,
+        MLFLOW_TRACKING_URI: settings.trackingUri,
+        MLFLOW_RUN_ID: run.runId,
+        MLFLOW_EXPERIMENT_ID: experimentId,
+        RUNWARDEN_TASK_ID: task.taskId,
+        RUNWARDEN_OUTPUT_DIR: ws.outputDir,
+        PYTHONUNBUFFERED: '1',
+      },
+      signal,
+      killGraceMs: settings.killGraceMs,
+      stdoutLog: path.join(ws.logsDir, 'stdout.log'),
+      stderrLog: path.join(ws.logsDir, 'stderr.log'),
+      onStderrLine: (line) => ctx.onEvent({ type: 'log', stream: 'stderr', line }),
+      onStdoutLine: (line) => {
+        const m = parseLine(line);
+        if (m.kind === 'log' || m.kind === 'invalid') {
+          ctx.onEvent({
+            type: 'log',
+            stream: 'stdout',
+            line: m.kind === 'invalid' ? `${line}  [runwarden: ${m.error}]` : line,
+          });
+        } else if (m.kind === 'metric') {
+          latest[m.key] = m.value;
+          ctx.onEvent({ type: 'metric', key: m.key, value: m.value, step: m.step });
+          later(() => run.logMetric(m.key, m.value, { step: m.step }));
+        } else if (m.kind === 'param') {
+          later(() => run.logParam(m.key, m.value));
+        } else if (m.kind === 'tag') {
+          later(() => run.setTag(m.key, m.value));
+        } else if (m.kind === 'progress') {
+          progress(m.fraction, m.message ?? '', 'running');
+        } else {
+          declared.push({ path: m.path, dest: m.dest });
+        }
+      },
+    });
+    await pending;
+    exitCode = result.exitCode;
+    progress(1, 'storing results', 'finishing');
+    await storeResults(client, run, ws, template, declared, exitCode, log);
+
+    if (result.aborted && timeout.aborted && !ctx.signal.aborted) {
+      [status, kind, reason] = [
+        'KILLED',
+        'timeout',
+        `timed out after ${task.timeoutSeconds} s; process group killed`,
+      ];
+    } else if (result.aborted && ctx.signal.reason === SHUTDOWN_REASON) {
+      [status, kind, reason] = [
+        'KILLED',
+        'shutdown',
+        'the worker shut down; the task goes back to the queue',
+      ];
+    } else if (result.aborted) {
+      [status, kind, reason] = [
+        'KILLED',
+        'cancelled',
+        `cancelled: ${String(ctx.signal.reason ?? 'by request')}`,
+      ];
+    } else if (result.spawnError) {
+      reason = `could not start ${argv[0]}: ${result.spawnError}`;
+    } else if (exitCode === 0) {
+      [status, kind, reason] = ['FINISHED', 'completed', 'exit code 0'];
+    } else {
+      const tail = result.stderrTail.trim();
+      const lastLine = tail.split('\n').at(-1) ?? '';
+      reason = `exit code ${exitCode ?? `signal ${result.signal}`}${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`;
+      if (tail) reason += `\n\nstderr ends:\n${tail.slice(-1500)}`;
+    }
+    await run.end(status, {
+      reason: reason.split('\n')[0]!,
+      closedBy: 'worker',
+      error: status === 'FAILED' ? new Error(reason) : undefined,
+    });
+  } catch (err) {
+    const aborted = ctx.signal.aborted || timeout.aborted;
+    status = aborted ? 'KILLED' : 'FAILED';
+    kind = !aborted
+      ? 'failed'
+      : timeout.aborted
+        ? 'timeout'
+        : ctx.signal.reason === SHUTDOWN_REASON
+          ? 'shutdown'
+          : 'cancelled';
+    reason = `${aborted ? 'stopped while preparing' : 'could not run'}: ${(err as Error).message}`;
+    await run
+      .end(status, { reason, closedBy: 'worker', error: status === 'FAILED' ? err : undefined })
+      .catch(() => undefined);
+  } finally {
+    if (run.status === 'RUNNING')
+      await run.end('FAILED', { reason, closedBy: 'worker' }).catch(() => undefined);
+    if (workspaceDir && !settings.keepWorkspaces) await rm(workspaceDir, { recursive: true, force: true });
+  }
+  return { status, kind, runId: run.runId, experimentId, exitCode, reason, metrics: latest };
+}
+
+async function storeResults(
+  client: MlflowClient,
+  run: RunHandle,
+  ws: Awaited<ReturnType<typeof createWorkspace>>,
+  template: ReturnType<typeof loadTemplate>,
+  declared: { path: string; dest?: string }[],
+  exitCode: number | null,
+  log: Logger,
+) {
+  const tags: Record<string, string> = { 'runwarden.exit_code': String(exitCode ?? 'none') };
+  await run.logArtifact(ws.logsDir, 'logs');
+  for (const d of declared) {
+    try {
+      const rel = normalizeArtifactPath(d.path);
+      const abs = path.join(ws.dir, rel);
+      if (existsSync(abs)) await run.logArtifact(abs, d.dest ?? path.posix.dirname(rel).replace(/^\.$/, ''));
+      else log.warn({ path: d.path }, 'declared artifact does not exist');
+    } catch (err) {
+      log.warn({ path: d.path, err: (err as Error).message }, 'declared artifact refused');
+    }
+  }
+  if (template.model) {
+    const modelDir = path.join(ws.outputDir, template.model.path);
+    const exists = existsSync(modelDir);
+    tags['runwarden.model_exists'] = String(exists);
+    tags['runwarden.model_format'] = template.model.format;
+    if (exists) await run.logArtifact(modelDir, 'model');
+  }
+  const zipFile = path.join(path.dirname(ws.dir), `${path.basename(ws.dir)}.zip`);
+  try {
+    const z = await zipDirectory(ws.dir, zipFile);
+    await uploadFile(client, run.artifactUri, zipFile, { fileName: 'workspace.zip' });
+    tags['runwarden.workspace_zip_entries'] = String(z.entries);
+  } finally {
+    await rm(zipFile, { force: true });
+  }
+  await run.setTags(tags);
+}

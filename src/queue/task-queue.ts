@@ -1,0 +1,221 @@
+/**
+ * The planner's side of the task system: validate and enqueue tasks (dedup by task id, inputs
+ * checked before anything is queued), read them back, list them, and cancel them from any
+ * process. BullMQ holds the jobs; the task record in Redis keeps runs, progress and outcome.
+ */
+import { type Job, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { RunwardenError } from '../errors/index.js';
+import { type MlflowClient, ok } from '../mlflow/client.js';
+import { checkInputs } from '../runners/inputs.js';
+import { RW_TAGS } from '../tracking/tags.js';
+import { keys, QUEUE_NAME } from './keys.js';
+import { type TaskProgress, type TaskRecord, TaskRecords, type TaskState } from './records.js';
+import { type NormalizedTask, normalizeSpec } from './spec.js';
+import { listTemplates, loadTemplate, type Template } from './templates.js';
+
+export interface TaskJobData {
+  task: NormalizedTask;
+}
+
+export interface TaskInfo {
+  task_id: string;
+  state: TaskState;
+  template: string;
+  params: Record<string, string | number | boolean>;
+  experiment: string;
+  run_name: string;
+  progress?: TaskProgress;
+  attempts_made: number;
+  attempts_allowed: number;
+  runs: { attempt: number; run_id: string; url: string }[];
+  result?: Record<string, unknown>;
+  reason?: string;
+  cancel_requested?: string;
+  enqueued_at?: number;
+  started_at?: number;
+  finished_at?: number;
+}
+
+export interface TaskQueueOptions {
+  redisUrl: string;
+  prefix: string;
+  tasksDir: string;
+  client: MlflowClient;
+}
+
+const TERMINAL: TaskState[] = ['completed', 'failed', 'cancelled'];
+export const isTerminal = (s: TaskState) => TERMINAL.includes(s);
+
+export class TaskQueue {
+  readonly queue: Queue<TaskJobData>;
+  readonly redis: Redis;
+  readonly records: TaskRecords;
+  readonly keys: ReturnType<typeof keys>;
+
+  constructor(private readonly opts: TaskQueueOptions) {
+    this.keys = keys(opts.prefix);
+    // Fail fast for planners: a Redis outage is an error now, not a silent wait.
+    this.redis = new Redis(opts.redisUrl, {
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: false,
+      lazyConnect: false,
+    });
+    this.redis.on('error', () => undefined);
+    this.queue = new Queue<TaskJobData>(QUEUE_NAME, { connection: this.redis, prefix: this.keys.bullPrefix });
+    this.records = new TaskRecords(this.redis, this.keys);
+  }
+
+  templates(): Template[] {
+    return listTemplates(this.opts.tasksDir);
+  }
+
+  /**
+   * Validate, check inputs, and enqueue. The same spec again returns the existing task
+   * (`existing: true`) unless `force` is set. Nothing is queued when anything is wrong.
+   */
+  async enqueue(spec: unknown): Promise<{ task: NormalizedTask; existing: boolean; info: TaskInfo }> {
+    const templateName = (spec as { template?: unknown })?.template;
+    const template = loadTemplate(this.opts.tasksDir, typeof templateName === 'string' ? templateName : '');
+    const task = normalizeSpec(spec, template);
+    const prior = await this.queue.getJob(task.taskId);
+    if (prior) return { task: prior.data.task, existing: true, info: await this.info(task.taskId, prior) };
+    await checkInputs(this.opts.client, task.inputs);
+    await this.redis.del(this.keys.cancel(task.taskId));
+    await this.records.saveSpec(task);
+    const job = await this.queue.add(
+      task.template,
+      { task },
+      {
+        jobId: task.taskId,
+        attempts: task.attempts,
+        priority: task.priority,
+        backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 },
+        removeOnComplete: { age: 7 * 86_400, count: 1_000 },
+        removeOnFail: { age: 30 * 86_400 },
+      },
+    );
+    return { task, existing: false, info: await this.info(task.taskId, job) };
+  }
+
+  async get(taskId: string): Promise<TaskInfo | undefined> {
+    const job = await this.queue.getJob(taskId);
+    const record = await this.records.get(taskId);
+    if (!job && !record) return undefined;
+    return this.info(taskId, job, record);
+  }
+
+  /** Tasks by state, newest first. */
+  async list(opts: { states?: TaskState[]; limit?: number } = {}): Promise<TaskInfo[]> {
+    const wanted = opts.states?.length
+      ? opts.states
+      : (['waiting', 'active', 'delayed', 'completed', 'failed'] as TaskState[]);
+    const bull = new Set<string>();
+    for (const s of wanted) {
+      if (s === 'waiting') ['waiting', 'prioritized', 'waiting-children'].forEach((x) => bull.add(x));
+      else if (s === 'cancelled') bull.add('failed');
+      else if (s !== 'unknown') bull.add(s);
+    }
+    const jobs = await this.queue.getJobs(
+      [...bull] as never[],
+      0,
+      Math.max(1, (opts.limit ?? 50) - 1),
+      false,
+    );
+    const infos = await Promise.all(jobs.filter(Boolean).map((j) => this.info(j.id!, j)));
+    return infos
+      .filter((i) => wanted.includes(i.state))
+      .sort((a, b) => (b.enqueued_at ?? 0) - (a.enqueued_at ?? 0))
+      .slice(0, opts.limit ?? 50);
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+  }
+
+  /**
+   * Cancel from any process: a durable marker (a waiting task never starts), removal of a job
+   * that has not started, a broadcast so the worker holding a running one kills it, and a tag on
+   * the current run so even a dead worker's run ends KILLED via the reaper.
+   */
+  async cancel(
+    taskId: string,
+    reason = 'cancelled by request',
+  ): Promise<{ previous: TaskState; info: TaskInfo }> {
+    const job = await this.queue.getJob(taskId);
+    const record = await this.records.get(taskId);
+    if (!job && !record)
+      throw new RunwardenError(
+        'VALIDATION_ERROR',
+        `task_id: no task ${taskId}; list_tasks shows known tasks`,
+      );
+    const before = await this.info(taskId, job, record);
+    if (isTerminal(before.state)) return { previous: before.state, info: before };
+    await this.records.requestCancel(taskId, reason);
+    const bullState = job ? await job.getState() : 'unknown';
+    if (job && ['waiting', 'prioritized', 'delayed', 'waiting-children'].includes(bullState)) {
+      try {
+        await job.remove();
+        await this.records.finish(taskId, 'cancelled', `cancelled before it started: ${reason}`);
+      } catch {
+        // picked up meanwhile: the broadcast below reaches the worker
+      }
+    }
+    await this.redis.publish(this.keys.cancelChannel, JSON.stringify({ taskId, reason }));
+    const runId = Object.entries(record?.runs ?? {}).sort((a, b) => Number(b[0]) - Number(a[0]))[0]?.[1]
+      .runId;
+    if (runId && bullState === 'active') {
+      await ok(
+        this.opts.client.api.POST('/api/2.0/mlflow/runs/log-batch', {
+          body: { run_id: runId, tags: [{ key: RW_TAGS.cancelRequested, value: 'true' }] },
+        }),
+      ).catch(() => undefined);
+    }
+    return { previous: before.state, info: (await this.get(taskId)) ?? before };
+  }
+
+  async info(taskId: string, job?: Job<TaskJobData> | null, record?: TaskRecord): Promise<TaskInfo> {
+    const rec = record ?? (await this.records.get(taskId));
+    const task = job?.data.task ?? rec?.spec;
+    let state: TaskState = rec?.finalState ?? 'unknown';
+    if (job) {
+      const s = await job.getState();
+      if (s === 'completed') state = 'completed';
+      else if (s === 'failed') state = rec?.cancel ? 'cancelled' : 'failed';
+      else if (s === 'active') state = 'active';
+      else if (s === 'delayed') state = 'delayed';
+      else if (s === 'waiting' || s === 'prioritized' || s === 'waiting-children') state = 'waiting';
+    }
+    if (rec?.cancel && !job && state === 'unknown') state = 'cancelled';
+    const runs = Object.entries(rec?.runs ?? {})
+      .map(([a, r]) => ({
+        attempt: Number(a),
+        run_id: r.runId,
+        url: this.opts.client.runUrl(r.experimentId, r.runId),
+      }))
+      .sort((a, b) => a.attempt - b.attempt);
+    return {
+      task_id: taskId,
+      state,
+      template: task?.template ?? '',
+      params: task?.params ?? {},
+      experiment: task?.experiment ?? '',
+      run_name: task?.runName ?? '',
+      progress: rec?.progress,
+      attempts_made: job?.attemptsStarted ?? runs.length,
+      attempts_allowed: task?.attempts ?? 1,
+      runs,
+      result: (job?.returnvalue as Record<string, unknown> | undefined) ?? rec?.result,
+      reason: job?.failedReason || rec?.finalReason,
+      cancel_requested: rec?.cancel?.reason,
+      enqueued_at: task?.enqueuedAt,
+      started_at: rec?.startedAt ?? job?.processedOn,
+      finished_at: rec?.finishedAt ?? job?.finishedOn,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close().catch(() => undefined);
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * `runwarden worker`: a BullMQ worker that runs task attempts. It hears cancellations broadcast
+ * from any process (and re-checks the durable marker while a task runs, in case a broadcast was
+ * missed), throttles progress into the job and the task record, publishes live events for SSE
+ * readers, and shuts down in bounded time: stop fetching, give running tasks a grace period,
+ * cancel what is left (runs KILLED, jobs back to the queue), close BullMQ and Redis.
+ */
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+import type { MlflowClient } from '../mlflow/client.js';
+import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
+import { keys, QUEUE_NAME } from './keys.js';
+import { TaskRecords } from './records.js';
+import type { TaskJobData } from './task-queue.js';
+
+export interface WorkerOptions {
+  redisUrl: string;
+  prefix: string;
+  concurrency: number;
+  shutdownGraceMs: number;
+  settings: AttemptSettings;
+  client: MlflowClient;
+  logger: Logger;
+  /** How often a running task re-checks its cancel marker (default 2 s). */
+  cancelPollMs?: number;
+}
+
+export interface RunningWorker {
+  worker: Worker<TaskJobData>;
+  /** Stop: bounded grace, then cancel running tasks, then close connections. */
+  close(): Promise<void>;
+}
+
+const PROGRESS_EVERY_MS = 1_000;
+
+export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
+  const k = keys(opts.prefix);
+  const log = opts.logger;
+  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+  const publisher = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1 });
+  const subscriber = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+  for (const r of [connection, publisher, subscriber])
+    r.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+  const records = new TaskRecords(publisher, k);
+
+  const processor = async (job: Job<TaskJobData>, token: string | undefined, signal?: AbortSignal) => {
+    const task = job.data.task;
+    const attempt = job.attemptsStarted;
+    const cancel = await records.cancelRequest(task.taskId);
+    if (cancel) {
+      await records.finish(task.taskId, 'cancelled', `cancelled before it started: ${cancel.reason}`);
+      throw new UnrecoverableError(`cancelled before it started: ${cancel.reason}`);
+    }
+    const abort = new AbortController();
+    signal?.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+    const poll = setInterval(() => {
+      records
+        .cancelRequest(task.taskId)
+        .then((c) => c && !abort.signal.aborted && abort.abort(c.reason))
+        .catch(() => undefined);
+    }, opts.cancelPollMs ?? 2_000);
+    let lastProgress = 0;
+    const onEvent = (e: TaskEvent) => {
+      void publisher.publish(k.events(task.taskId), JSON.stringify(e)).catch(() => undefined);
+      if (e.type !== 'progress') return;
+      const now = Date.now();
+      if (now - lastProgress < PROGRESS_EVERY_MS && e.fraction < 1 && e.phase === 'running') return;
+      lastProgress = now;
+      const p = { fraction: e.fraction, message: e.message, phase: e.phase, runId: e.runId, at: now };
+      void job.updateProgress(p).catch(() => undefined);
+      void records.saveProgress(task.taskId, p).catch(() => undefined);
+    };
+    try {
+      const out = await runAttempt(
+        opts.client,
+        opts.settings,
+        task,
+        {
+          attempt,
+          jobId: job.id!,
+          signal: abort.signal,
+          onRunStarted: (experimentId, runId) => records.recordRun(task.taskId, attempt, experimentId, runId),
+          onEvent,
+        },
+        log.child({ task: task.taskId, attempt }),
+      );
+      const result = {
+        status: out.status,
+        run_id: out.runId,
+        experiment_id: out.experimentId,
+        exit_code: out.exitCode,
+        metrics: out.metrics,
+      };
+      const publishEnd = (state: string) =>
+        publisher.publish(
+          k.events(task.taskId),
+          JSON.stringify({ type: 'status', state, reason: out.reason, runId: out.runId }),
+        );
+      if (out.kind === 'completed') {
+        await records.finish(task.taskId, 'completed', out.reason, result);
+        await publishEnd('completed');
+        return result;
+      }
+      if (out.kind === 'shutdown' && token) {
+        // Not the task's fault: back to the queue for another worker, without using an attempt.
+        await job.moveToDelayed(Date.now() + 1_000, token);
+        await publishEnd('waiting');
+        throw new DelayedError();
+      }
+      const final = out.kind === 'cancelled' ? 'cancelled' : 'failed';
+      const lastAttempt = attempt >= (job.opts.attempts ?? 1);
+      if (final === 'cancelled' || !task.retryOnFailure || out.kind === 'timeout' || lastAttempt) {
+        await records.finish(task.taskId, final, out.reason, result);
+        await publishEnd(final);
+        throw new UnrecoverableError(out.reason);
+      }
+      await publishEnd('retrying');
+      throw new Error(out.reason);
+    } finally {
+      clearInterval(poll);
+    }
+  };
+
+  const worker = new Worker<TaskJobData>(QUEUE_NAME, processor, {
+    connection,
+    prefix: k.bullPrefix,
+    concurrency: opts.concurrency,
+    // Training runs in child processes, so the event loop stays free and the 30 s lock renews;
+    // a dead worker's job is re-delivered after one stall, and at most 3 starts are allowed.
+    lockDuration: 30_000,
+    stalledInterval: 30_000,
+    maxStalledCount: 2,
+    maxStartedAttempts: 5,
+  });
+  worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
+  worker.on('failed', (job, err) =>
+    log.info({ task: job?.id, reason: err.message }, 'task attempt ended without success'),
+  );
+  worker.on('completed', (job) => log.info({ task: job.id }, 'task completed'));
+
+  await subscriber.subscribe(k.cancelChannel);
+  subscriber.on('message', (_channel, message) => {
+    try {
+      const { taskId, reason } = JSON.parse(message) as { taskId: string; reason: string };
+      if (worker.cancelJob(taskId, `cancelled: ${reason}`))
+        log.info({ task: taskId }, 'cancelling running task');
+    } catch {
+      // not ours
+    }
+  });
+  await worker.waitUntilReady();
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const graceful = worker.close();
+      const timer = new Promise<'timeout'>((r) =>
+        setTimeout(() => r('timeout'), opts.shutdownGraceMs).unref(),
+      );
+      if ((await Promise.race([graceful.then(() => 'closed' as const), timer])) === 'timeout') {
+        log.warn('shutdown grace over: cancelling running tasks');
+        worker.cancelAllJobs(SHUTDOWN_REASON);
+        await Promise.race([graceful, new Promise((r) => setTimeout(r, 30_000).unref())]);
+        await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      }
+      for (const r of [subscriber, publisher, connection]) r.disconnect();
+    })();
+    return closing;
+  };
+  return { worker, close };
+}
