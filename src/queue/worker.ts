@@ -143,8 +143,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   subscriber.on('message', (_channel, message) => {
     try {
       const { taskId, reason } = JSON.parse(message) as { taskId: string; reason: string };
-      if (worker.cancelJob(taskId, `cancelled: ${reason}`))
-        log.info({ task: taskId }, 'cancelling running task');
+      if (worker.cancelJob(taskId, reason)) log.info({ task: taskId }, 'cancelling running task');
     } catch {
       // not ours
     }
