@@ -86,6 +86,7 @@ const EnvSchema = z.object({
   RUNWARDEN_KILL_GRACE_MS: intMs(10_000),
   RUNWARDEN_SHUTDOWN_GRACE_MS: intMs(30_000),
   RUNWARDEN_KEEP_WORKSPACES: bool(false),
+  RUNWARDEN_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
 });
 
 export interface Config {
@@ -149,6 +150,8 @@ export interface Config {
     /** On worker shutdown, how long running tasks may finish before they are cancelled. */
     shutdownGraceMs: number;
     keepWorkspaces: boolean;
+    /** BullMQ job lock; a dead worker's task is re-delivered within about twice this. */
+    lockMs: number;
   };
 }
 
@@ -231,6 +234,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       killGraceMs: e.RUNWARDEN_KILL_GRACE_MS,
       shutdownGraceMs: e.RUNWARDEN_SHUTDOWN_GRACE_MS,
       keepWorkspaces: e.RUNWARDEN_KEEP_WORKSPACES,
+      lockMs: e.RUNWARDEN_WORKER_LOCK_MS,
     },
   });
 }

@@ -42,6 +42,7 @@ export function workerFromConfig(cfg: Config, client: MlflowClient, logger: Logg
     prefix: cfg.queue.prefix,
     concurrency: cfg.queue.concurrency,
     shutdownGraceMs: cfg.queue.shutdownGraceMs,
+    lockMs: cfg.queue.lockMs,
     settings: attemptSettings(cfg),
     client,
     logger,

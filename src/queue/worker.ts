@@ -22,6 +22,8 @@ export interface WorkerOptions {
   settings: AttemptSettings;
   client: MlflowClient;
   logger: Logger;
+  /** BullMQ lock duration (default 30 s); stalled checks run at the same interval. */
+  lockMs?: number;
   /** How often a running task re-checks its cancel marker (default 2 s). */
   cancelPollMs?: number;
 }
@@ -127,9 +129,9 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     prefix: k.bullPrefix,
     concurrency: opts.concurrency,
     // Training runs in child processes, so the event loop stays free and the 30 s lock renews;
-    // a dead worker's job is re-delivered after one stall, and at most 3 starts are allowed.
-    lockDuration: 30_000,
-    stalledInterval: 30_000,
+    // a dead worker's job is re-delivered after one stall, and at most 5 starts are allowed.
+    lockDuration: opts.lockMs ?? 30_000,
+    stalledInterval: opts.lockMs ?? 30_000,
     maxStalledCount: 2,
     maxStartedAttempts: 5,
   });
