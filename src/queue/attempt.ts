@@ -86,6 +86,17 @@ async function supersedeEarlierAttempts(
   }
 }
 
+/** Experiment ids by name, per process: saves a round trip per task (dropped if a start fails). */
+const experimentIds = new Map<string, string>();
+
+async function experimentIdFor(client: MlflowClient, name: string): Promise<string> {
+  const known = experimentIds.get(name);
+  if (known) return known;
+  const { experimentId } = await getOrCreateExperiment(client, name);
+  experimentIds.set(name, experimentId);
+  return experimentId;
+}
+
 export async function runAttempt(
   client: MlflowClient,
   settings: AttemptSettings,
@@ -94,8 +105,9 @@ export async function runAttempt(
   log: Logger,
 ): Promise<AttemptOutcome> {
   const template = loadTemplate(settings.tasksDir, task.template);
-  const { experimentId } = await getOrCreateExperiment(client, task.experiment);
-  await supersedeEarlierAttempts(client, experimentId, task, ctx.attempt);
+  const experimentId = await experimentIdFor(client, task.experiment);
+  // A first attempt has no predecessor; later ones close what a lost worker left RUNNING.
+  if (ctx.attempt > 1) await supersedeEarlierAttempts(client, experimentId, task, ctx.attempt);
   const run: RunHandle = await startRun(client, {
     experimentId,
     runName: task.runName,
@@ -113,6 +125,9 @@ export async function runAttempt(
     sourceType: 'JOB',
     sourceName: `runwarden:${template.name}`,
     handleSignals: false,
+  }).catch((err: unknown) => {
+    experimentIds.delete(task.experiment);
+    throw err;
   });
   await ctx.onRunStarted(experimentId, run.runId);
   const progress = (fraction: number, message: string, phase: string) =>
@@ -197,7 +212,7 @@ export async function runAttempt(
     await pending;
     exitCode = result.exitCode;
     progress(1, 'storing results', 'finishing');
-    await storeResults(client, run, ws, template, declared, exitCode, log);
+    const resultTags = await storeResults(client, run, ws, template, declared, exitCode, log);
 
     if (result.aborted && timeout.aborted && !ctx.signal.aborted) {
       [status, kind, reason] = [
@@ -231,6 +246,7 @@ export async function runAttempt(
       reason: reason.split('\n')[0]!,
       closedBy: 'worker',
       error: status === 'FAILED' ? new Error(reason) : undefined,
+      tags: resultTags,
     });
   } catch (err) {
     const aborted = ctx.signal.aborted || timeout.aborted;
@@ -290,5 +306,5 @@ async function storeResults(
   } finally {
     await rm(zipFile, { force: true });
   }
-  await run.setTags(tags);
+  return tags;
 }

@@ -36,6 +36,8 @@ export interface EndOptions {
   closedBy?: string;
   /** For FAILED: the error, written into the run's description and the `runwarden.error` tag. */
   error?: unknown;
+  /** Extra tags written in the same request as the closing tags. */
+  tags?: Record<string, string>;
 }
 
 /** Renew-on-touch at most this often; the heartbeat covers quiet periods. */
@@ -379,6 +381,10 @@ export class RunHandle {
       };
     }
     const tags: KeyValue[] = [
+      ...Object.entries(opts.tags ?? {}).map(([key, value]) => ({
+        key,
+        value: truncate(value, LIMITS.maxTagValueLength),
+      })),
       { key: RW_TAGS.closedBy, value: opts.closedBy ?? 'owner' },
       {
         key: RW_TAGS.closeReason,

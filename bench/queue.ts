@@ -1,0 +1,185 @@
+/**
+ * `npm run bench:queue`: the task system's overhead. 300 tasks of the `noop` fixture template (a
+ * command that exits at once) through the real queue and workers, with 1 and with 4 worker
+ * processes: tasks per second, and p50/p99 from enqueue to the run being RUNNING in MLflow (the
+ * run's start_time minus the task's enqueue time). Baselines measured in the same run on the same
+ * servers: raw BullMQ no-op jobs (what the queue alone allows) and raw MLflow create-run +
+ * close-run calls with the same parallelism (what the tracking server allows). Ratios printed.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { createMlflowClient, getOrCreateExperiment } from '../src/index.js';
+import { ok } from '../src/mlflow/client.js';
+import { TaskQueue } from '../src/queue/task-queue.js';
+import { repoRoot, startMlflowServer, startRedisServer } from '../src/stack/services.js';
+import { iterateRuns } from '../src/tracking/search.js';
+import { formatTable, positiveInt } from './support.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, def: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? positiveInt(`--${name}`, args[i + 1], def) : def;
+};
+const TASKS = flag('tasks', 300);
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+};
+
+async function rawBullmq(redisUrl: string, workers: number): Promise<number> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const prefix = `bench-raw-${Date.now()}`;
+  const queue = new Queue('raw', { connection, prefix });
+  let done = 0;
+  const finished = new Promise<void>((resolve) => {
+    const ws = Array.from({ length: workers }, () => {
+      const w = new Worker('raw', async () => undefined, {
+        connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
+        prefix,
+      });
+      w.on('completed', () => {
+        if (++done === TASKS) resolve();
+      });
+      return w;
+    });
+    finished.then(() => Promise.all(ws.map((w) => w.close())));
+  });
+  const t0 = performance.now();
+  await queue.addBulk(Array.from({ length: TASKS }, (_, i) => ({ name: 'noop', data: { i } })));
+  await finished;
+  const rate = TASKS / ((performance.now() - t0) / 1000);
+  await queue.close();
+  connection.disconnect();
+  return rate;
+}
+
+async function rawMlflow(trackingUri: string, parallel: number): Promise<number> {
+  const client = createMlflowClient({ trackingUri });
+  const { experimentId } = await getOrCreateExperiment(client, `bench-raw-${Date.now()}`);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next++ < TASKS) {
+        const run = await ok(
+          client.api.POST('/api/2.0/mlflow/runs/create', {
+            body: { experiment_id: experimentId, start_time: Date.now() },
+          }),
+        );
+        await ok(
+          client.api.POST('/api/2.0/mlflow/runs/update', {
+            body: { run_id: run.run!.info!.run_id!, status: 'FINISHED', end_time: Date.now() },
+          }),
+        );
+      }
+    }),
+  );
+  return TASKS / ((performance.now() - t0) / 1000);
+}
+
+async function runwarden(trackingUri: string, redisUrl: string, workers: number) {
+  const prefix = `bench-rw-${workers}-${Date.now()}`;
+  const work = await mkdtemp(path.join(tmpdir(), 'rw-bench-ws-'));
+  const env = {
+    ...process.env,
+    MLFLOW_TRACKING_URI: trackingUri,
+    REDIS_URL: redisUrl,
+    RUNWARDEN_QUEUE_PREFIX: prefix,
+    RUNWARDEN_TASKS_DIR: path.join(repoRoot, 'test/fixtures/tasks'),
+    RUNWARDEN_WORK_DIR: work,
+    RUNWARDEN_LOG_LEVEL: 'warn',
+  };
+  const procs = Array.from({ length: workers }, () =>
+    spawn(process.execPath, [path.join(repoRoot, 'dist/cli/index.js'), 'worker'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 3_000));
+  const client = createMlflowClient({ trackingUri });
+  const queue = new TaskQueue({ redisUrl, prefix, tasksDir: env.RUNWARDEN_TASKS_DIR, client });
+  const experiment = `bench-queue-${workers}-${Date.now()}`;
+  const t0 = performance.now();
+  const enqueuedAt = new Map<string, number>();
+  for (let i = 0; i < TASKS; i++) {
+    const { task } = await queue.enqueue({ template: 'noop', params: { n: i }, experiment });
+    enqueuedAt.set(task.taskId, task.enqueuedAt);
+  }
+  for (;;) {
+    const c = await queue.counts();
+    if ((c.completed ?? 0) + (c.failed ?? 0) >= TASKS) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const failed = (await queue.counts()).failed ?? 0;
+  const { experimentId } = await getOrCreateExperiment(client, experiment);
+  const latency: number[] = [];
+  for await (const run of iterateRuns(client, { experimentIds: [experimentId] })) {
+    const id = run.data?.tags?.find((t) => t.key === 'runwarden.task_id')?.value ?? '';
+    const at = enqueuedAt.get(id);
+    if (at && run.info?.start_time) latency.push(run.info.start_time - at);
+  }
+  for (const p of procs) p.kill('SIGTERM');
+  await Promise.all(procs.map((p) => new Promise((r) => p.on('exit', r))));
+  await queue.close();
+  await rm(work, { recursive: true, force: true });
+  return {
+    rate: TASKS / seconds,
+    p50: pct(latency, 50),
+    p99: pct(latency, 99),
+    failed,
+    runs: latency.length,
+  };
+}
+
+async function main() {
+  process.stderr.write(`bench:queue: ${TASKS} tasks; starting MLflow and Redis...\n`);
+  const [mlflow, redis] = await Promise.all([startMlflowServer(), startRedisServer()]);
+  try {
+    const rows: string[][] = [];
+    const results: Record<number, { rate: number; p50: number; p99: number; mlflow: number; bull: number }> =
+      {};
+    for (const workers of [1, 4]) {
+      process.stderr.write(`  ${workers} worker(s): raw BullMQ, raw MLflow, runwarden...\n`);
+      const bull = await rawBullmq(redis.url, workers);
+      const ml = await rawMlflow(mlflow.url, workers);
+      const rw = await runwarden(mlflow.url, redis.url, workers);
+      if (rw.failed || rw.runs !== TASKS)
+        throw new Error(`${rw.failed} tasks failed, ${rw.runs} runs found of ${TASKS}`);
+      results[workers] = { rate: rw.rate, p50: rw.p50, p99: rw.p99, mlflow: ml, bull };
+      rows.push([`${workers}`, 'raw BullMQ no-op jobs', bull.toFixed(0), '', '', '']);
+      rows.push([`${workers}`, 'raw MLflow create+close run', ml.toFixed(0), '', '', '']);
+      rows.push([
+        `${workers}`,
+        'runwarden tasks (noop template)',
+        rw.rate.toFixed(1),
+        `${((rw.rate / ml) * 100).toFixed(0)}% of MLflow-bound`,
+        rw.p50.toFixed(0),
+        rw.p99.toFixed(0),
+      ]);
+    }
+    process.stdout.write(`queue benchmark: ${TASKS} tasks per row, MLflow 3.17.2 (sqlite), redis-server\n`);
+    process.stdout.write(
+      `${formatTable(['workers', 'workload', 'per second', 'vs baseline', 'p50 enqueue→RUNNING ms', 'p99 ms'], rows)}\n`,
+    );
+    const p50 = Math.max(...Object.values(results).map((r) => r.p50));
+    const share = Math.min(...Object.values(results).map((r) => r.rate / r.mlflow));
+    process.stdout.write(
+      `target p50 enqueue→RUNNING <= 50 ms: ${p50 <= 50 ? 'MET' : 'NOT MET'} (worst p50 ${p50.toFixed(0)} ms)\n`,
+    );
+    process.stdout.write(
+      `target throughput >= 80% of MLflow-bound baseline: ${share >= 0.8 ? 'MET' : 'NOT MET'} (worst ${(share * 100).toFixed(0)}%)\n`,
+    );
+  } finally {
+    await Promise.all([mlflow.stop(), redis.stop()]);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:queue failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
