@@ -6,6 +6,7 @@ import { loadConfig } from '../config.js';
 import { RunwardenError } from '../errors/index.js';
 import { runCancel, runEnqueue, runStatus } from './enqueue.js';
 import { runMcp, runServe } from './mcp.js';
+import { runPrepare } from './prepare.js';
 import { runReap } from './reap.js';
 import { runUp } from './up.js';
 import { UsageError } from './usage.js';
@@ -23,6 +24,7 @@ Commands:
   enqueue   queue a training task from a template or spec file (--wait shows progress)
   status    queue counts and active tasks
   cancel    cancel a task (waiting or running) from any machine
+  prepare   build task templates' Python environments ahead of first use
   reap      close runs whose lease expired (once)
 
 \`runwarden <command> --help\` describes each.
@@ -40,6 +42,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   enqueue: (argv) => runEnqueue(argv, () => loadConfig()),
   status: (argv) => runStatus(argv, () => loadConfig()),
   cancel: (argv) => runCancel(argv, () => loadConfig()),
+  prepare: (argv) => runPrepare(argv, () => loadConfig()),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,126 @@
+// Every shipped template runs for real through a worker process against the real MLflow server
+// and Redis: GRU and LSTM (PyTorch), the AutoETS baseline and the Node.js seasonal-naive model.
+// Each run is checked through MLflow's Python client: status, params, per-epoch history, the test
+// metrics with the composite score, the model folder, the loss-curve PNG and workspace.zip.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { downloadFile, listArtifacts } from '../../src/index.js';
+import { TaskQueue } from '../../src/queue/task-queue.js';
+import { verifyZip } from '../../src/runners/zip.js';
+import { testClient, uniqueName } from '../support/clients.js';
+import { pyGetRun, pyMetricHistory } from '../support/python.js';
+import { repoRoot } from '../support/services.js';
+
+const mlflowUrl = inject('mlflowUrl');
+const redisUrl = inject('redisUrl');
+const client = testClient(mlflowUrl);
+const prefix = uniqueName('q-templates');
+const tasksDir = path.join(repoRoot, 'tasks');
+const env = {
+  ...process.env,
+  MLFLOW_TRACKING_URI: mlflowUrl,
+  REDIS_URL: redisUrl,
+  RUNWARDEN_QUEUE_PREFIX: prefix,
+  RUNWARDEN_TASKS_DIR: tasksDir,
+  RUNWARDEN_LOG_LEVEL: 'warn',
+};
+let worker: ChildProcess;
+let queue: TaskQueue;
+let dir = '';
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'rw-templates-'));
+  // Build (or confirm) the templates' Python environments first: minutes on a fresh machine.
+  const prepare = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(repoRoot, 'src/cli/index.ts'), 'prepare'],
+    {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  prepare.stdout.on('data', (d) => {
+    out += d;
+  });
+  prepare.stderr.on('data', (d) => {
+    out += d;
+  });
+  const code = await new Promise<number | null>((r) => prepare.on('exit', r));
+  if (code !== 0) throw new Error(`runwarden prepare failed:\n${out}`);
+  worker = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/index.ts'), 'worker'], {
+    cwd: repoRoot,
+    env: { ...env, RUNWARDEN_WORKER_CONCURRENCY: '2' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  queue = new TaskQueue({ redisUrl, prefix, tasksDir, client });
+}, 1_800_000);
+
+afterAll(async () => {
+  worker?.kill('SIGTERM');
+  await new Promise((r) => (worker?.exitCode !== null ? r(null) : worker.on('exit', r)));
+  await queue?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function finished(taskId: string, ms: number) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const info = await queue.get(taskId);
+    if (info && ['completed', 'failed', 'cancelled'].includes(info.state)) return info;
+    if (Date.now() > deadline) throw new Error(`task ${taskId} still ${info?.state} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+const cases: [string, Record<string, number | string>, string][] = [
+  ['gru-forecast', { epochs: 3 }, 'val_loss'],
+  ['lstm-forecast', { epochs: 3 }, 'val_loss'],
+  ['ets-baseline', {}, 'val_loss'],
+  ['seasonal-naive-node', {}, 'val_loss'],
+];
+
+describe('shipped templates', () => {
+  it.each(cases)(
+    '%s: runs through a worker into a FINISHED run with history, test metrics, model, loss curve and workspace.zip',
+    async (template, params, lossKey) => {
+      const { task } = await queue.enqueue({ template, params, experiment: uniqueName(`tpl-${template}`) });
+      const info = await finished(task.taskId, 600_000);
+      expect(info.state, info.reason).toBe('completed');
+      const runId = info.runs.at(-1)!.run_id;
+      const run = await pyGetRun(mlflowUrl, runId);
+      expect(run.status).toBe('FINISHED');
+      for (const [k, v] of Object.entries(params)) expect(run.params[k]).toBe(String(v));
+      expect(run.tags['runwarden.task_id']).toBe(task.taskId);
+      expect(run.tags['runwarden.config_hash']).toBe(task.configHash);
+      expect(run.tags['runwarden.model_exists']).toBe('true');
+      const { test_rmse: rmse, test_mae: mae, test_mse: mse, composite } = run.metrics;
+      expect([rmse, mae, mse, composite].every((x) => typeof x === 'number' && Number.isFinite(x))).toBe(
+        true,
+      );
+      expect(composite).toBeCloseTo(0.5 * rmse! + 0.3 * mae! + 0.2 * mse!, 4);
+      const history = await pyMetricHistory(mlflowUrl, runId, lossKey);
+      expect(history.length).toBeGreaterThanOrEqual(2);
+      expect((await pyMetricHistory(mlflowUrl, runId, 'train_loss')).length).toBe(history.length);
+
+      const files = (await listArtifacts(client, runId, '', { recursive: true })).map((f) => f.path);
+      expect(files).toEqual(
+        expect.arrayContaining(['workspace.zip', 'plots/loss_curve.png', 'logs/stdout.log']),
+      );
+      expect(files.some((f) => f?.startsWith('model/') && f !== 'model/')).toBe(true);
+      const png = path.join(dir, `${template}.png`);
+      await downloadFile(client, run.artifact_uri, 'plots/loss_curve.png', png);
+      expect((await readFile(png)).subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+      const zip = path.join(dir, `${template}.zip`);
+      await downloadFile(client, run.artifact_uri, 'workspace.zip', zip);
+      await expect(
+        verifyZip(zip, Number(run.tags['runwarden.workspace_zip_entries'])),
+      ).resolves.toBeUndefined();
+    },
+    900_000,
+  );
+});
