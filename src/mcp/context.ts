@@ -1,10 +1,15 @@
 /**
- * What every MCP tool handler receives: the MLflow client, the server's run registry, the
- * session it serves, its settings and a logger. Built once per session by `createServer`.
+ * What every MCP tool handler receives: the MLflow client, the server's run registry, the task
+ * queue (when there is one), the session it serves, its settings and a logger. Built once per
+ * session by `createServer`.
  */
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
+import type { TaskQueue } from '../queue/task-queue.js';
 import type { McpRunRegistry } from './runs.js';
+
+/** The part of the task queue the task tools use (tests pass a fake of just this). */
+export type TaskQueueApi = Pick<TaskQueue, 'templates' | 'enqueue' | 'get' | 'list' | 'cancel'>;
 
 export interface McpSettings {
   /** Mutating tools are not listed at all. */
@@ -17,6 +22,10 @@ export interface McpSettings {
   leaseSeconds: number;
   /** `runwarden.owner` for runs this server starts. */
   owner: string;
+  /** `wait_for_task`: how often it re-reads the task (default 1000 ms; also the notification throttle). */
+  taskPollMs?: number;
+  /** `wait_for_task`: longest gap between progress notifications (default 10 000 ms). */
+  taskHeartbeatMs?: number;
 }
 
 export interface ToolContext {
@@ -24,6 +33,8 @@ export interface ToolContext {
   runs: McpRunRegistry;
   settings: McpSettings;
   logger: Logger;
+  /** The task queue; the task tools are registered only when there is one. */
+  tasks?: TaskQueueApi;
   /** Identifies the MCP session (stdio connection or HTTP session) the call belongs to. */
   sessionKey: string;
 }

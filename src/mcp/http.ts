@@ -5,6 +5,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { RunwardenError } from '../errors/index.js';
 import type { McpRuntime } from './runtime.js';
 import { createServer } from './server.js';
+import { streamTaskEvents } from './task-events.js';
 
 export interface HttpOptions {
   host: string;
@@ -127,20 +128,19 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     });
   }
 
+  /** With a token set, answer 401 unless the request carries it; true when it may go on. */
+  function authorized(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (!opts.token) return true;
+    const auth = req.headers.authorization ?? '';
+    if (auth === `Bearer ${opts.token}`) return true;
+    rpcError(res, 401, 'missing or wrong bearer token: send Authorization: Bearer <RUNWARDEN_HTTP_TOKEN>', {
+      'www-authenticate': 'Bearer realm="runwarden"',
+    });
+    return false;
+  }
+
   async function mcp(req: http.IncomingMessage, res: http.ServerResponse) {
-    if (opts.token) {
-      const auth = req.headers.authorization ?? '';
-      if (auth !== `Bearer ${opts.token}`) {
-        return rpcError(
-          res,
-          401,
-          'missing or wrong bearer token: send Authorization: Bearer <RUNWARDEN_HTTP_TOKEN>',
-          {
-            'www-authenticate': 'Bearer realm="runwarden"',
-          },
-        );
-      }
-    }
+    if (!authorized(req, res)) return;
     const sessionId = req.headers['mcp-session-id'];
     let body: unknown;
     if (req.method === 'POST') {
@@ -199,7 +199,14 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     const handle = async () => {
       if (path === '/health' && req.method === 'GET') return health(res);
       if (path === '/mcp') return mcp(req, res);
-      return send(res, 404, { error: `no route ${req.method} ${path}; MCP is at /mcp, health at /health` });
+      const task = /^\/tasks\/([A-Za-z0-9._-]+)\/events$/.exec(path ?? '');
+      if (task && req.method === 'GET') {
+        if (!authorized(req, res)) return;
+        return streamTaskEvents(req, res, task[1]!, runtime.tasks, { logger: log });
+      }
+      return send(res, 404, {
+        error: `no route ${req.method} ${path}; MCP is at /mcp, health at /health, task events at /tasks/<id>/events`,
+      });
     };
     handle().catch((err: unknown) => {
       log.error({ err }, 'http handler failed');

@@ -1,18 +1,21 @@
 /**
  * What one runwarden MCP process shares across its sessions: the MLflow client, the registry of
- * runs started through MCP, settings, prompts and the reaper loop. `shutdown()` ends every open
- * MCP run KILLED and stops the loop.
+ * runs started through MCP, the task queue (connected to Redis on first use), settings, prompts
+ * and the reaper loop. `shutdown()` ends every open MCP run KILLED, stops the loop and closes the
+ * task queue.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { type MlflowClient, mlflowClientFromConfig } from '../mlflow/client.js';
+import { taskQueueFromConfig } from '../queue/from-config.js';
 import { closeAllOpenRuns } from '../tracking/open-runs.js';
 import { startReaperLoop } from '../tracking/reaper.js';
 import type { McpSettings } from './context.js';
 import { loadPrompts, type PromptTemplate } from './prompts.js';
 import { McpRunRegistry } from './runs.js';
+import { LazyTaskQueue } from './task-events.js';
 
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -25,9 +28,11 @@ export interface McpRuntime {
   runs: McpRunRegistry;
   settings: McpSettings;
   logger: Logger;
+  /** The task queue and live task events; connects to Redis only when first used. */
+  tasks: LazyTaskQueue;
   prompts: PromptTemplate[];
   version: string;
-  /** End all open MCP runs KILLED (bounded) and stop the reaper. */
+  /** End all open MCP runs KILLED (bounded), stop the reaper, close the task queue. */
   shutdown(reason: string): Promise<void>;
 }
 
@@ -42,6 +47,13 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     owner: `mcp:${config.tracking.owner}`,
   };
   const runs = new McpRunRegistry(client, settings.leaseSeconds * 1000);
+  const tasks = new LazyTaskQueue({
+    create: () => taskQueueFromConfig(config, client),
+    redisUrl: config.redisUrl,
+    prefix: config.queue.prefix,
+    tasksDir: config.queue.tasksDir,
+    logger,
+  });
   const stopReaper =
     opts.reaper !== false && config.mcp.reapIntervalMs > 0 && !settings.readOnly
       ? startReaperLoop(client, {
@@ -57,6 +69,7 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     runs,
     settings,
     logger,
+    tasks,
     prompts: loadPrompts(`${packageRoot}prompts`),
     version: packageVersion(),
     async shutdown(reason) {
@@ -67,6 +80,7 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
         timeoutMs: config.tracking.shutdownTimeoutMs,
       });
       if (r.closed || r.failed) logger.info(r, 'ended open runs on shutdown');
+      await tasks.close();
     },
   };
 }

@@ -1,18 +1,19 @@
 /**
  * `createServer(deps)`: one MCP server for one session (a stdio connection or an HTTP session).
- * It registers the tools (only read-only ones in read-only mode), resources and prompts, and its
- * `close()` ends the runs the session started, KILLED, saying the client went away.
+ * It registers the tools (only read-only ones in read-only mode; the task tools when there is a
+ * task queue), resources and prompts, and its `close()` ends the runs the session started, KILLED,
+ * saying the client went away.
  */
 import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
-import type { McpSettings, ToolContext } from './context.js';
+import type { McpSettings, TaskQueueApi, ToolContext } from './context.js';
 import { type PromptTemplate, registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import type { McpRunRegistry } from './runs.js';
 import type { ToolDefinition } from './tools/define.js';
-import { mlflowTools } from './tools/index.js';
+import { mlflowTools, taskTools } from './tools/index.js';
 
 export interface ServerDeps {
   client: MlflowClient;
@@ -21,7 +22,9 @@ export interface ServerDeps {
   logger: Logger;
   prompts: PromptTemplate[];
   version: string;
-  /** Extra tools (the task tools) appended to the MLflow ones. */
+  /** The task queue: with one, the task tools are listed after the MLflow ones. */
+  tasks?: TaskQueueApi;
+  /** Extra tools appended to the others. */
   extraTools?: ToolDefinition[];
   /** Session id; a fresh one is made when omitted. */
   sessionKey?: string;
@@ -31,6 +34,10 @@ const INSTRUCTIONS =
   'runwarden: MLflow tracking that cannot leave a mess. Typical flow: get_or_create_experiment → start_run → ' +
   'log_params / log_metrics / log_artifact → end_run (always) → register_model. Runs you forget are closed KILLED ' +
   'when their lease expires or you disconnect. Prompts: tracked-experiment, compare-and-choose.';
+const TASK_INSTRUCTIONS =
+  ' Queued training: list_task_templates → enqueue_task → wait_for_task (again while finished is false); ' +
+  'get_task / list_tasks / cancel_task.';
+const READ_ONLY_TASK_INSTRUCTIONS = ' Queued tasks: list_tasks, get_task, wait_for_task.';
 
 export function createServer(deps: ServerDeps): {
   server: McpServer;
@@ -40,16 +47,22 @@ export function createServer(deps: ServerDeps): {
   const sessionKey = deps.sessionKey ?? randomUUID();
   const server = new McpServer(
     { name: 'runwarden', title: 'runwarden (MLflow)', version: deps.version },
-    { capabilities: { logging: {} }, instructions: INSTRUCTIONS },
+    {
+      capabilities: { logging: {} },
+      instructions:
+        INSTRUCTIONS +
+        (deps.tasks ? (deps.settings.readOnly ? READ_ONLY_TASK_INSTRUCTIONS : TASK_INSTRUCTIONS) : ''),
+    },
   );
   const ctx: ToolContext = {
     client: deps.client,
     runs: deps.runs,
     settings: deps.settings,
     logger: deps.logger.child({ session: sessionKey }),
+    tasks: deps.tasks,
     sessionKey,
   };
-  for (const tool of [...mlflowTools, ...(deps.extraTools ?? [])]) {
+  for (const tool of [...mlflowTools, ...(deps.tasks ? taskTools : []), ...(deps.extraTools ?? [])]) {
     if (deps.settings.readOnly && tool.mutates) continue;
     tool.register(server, ctx);
   }

@@ -1,14 +1,20 @@
 /**
- * The tool list, in the order clients see it. Task and review tools join it with the task queue.
+ * The tool list, in the order clients see it. The task tools join it when the server has a task
+ * queue; review tools will too.
  */
+import { cancelTaskTool } from './cancel-task.js';
 import { compareRunsTool } from './compare-runs.js';
 import type { ToolDefinition } from './define.js';
 import { endRunTool } from './end-run.js';
+import { enqueueTaskTool } from './enqueue-task.js';
 import { getMetricHistoryTool } from './get-metric-history.js';
 import { getModelVersionTool } from './get-model-version.js';
 import { getOrCreateExperimentTool } from './get-or-create-experiment.js';
 import { getRunTool } from './get-run.js';
+import { getTaskTool } from './get-task.js';
 import { listArtifactsTool } from './list-artifacts.js';
+import { listTaskTemplatesTool } from './list-task-templates.js';
+import { listTasksTool } from './list-tasks.js';
 import { logArtifactTool } from './log-artifact.js';
 import { logMetricsTool } from './log-metrics.js';
 import { logParamsTool } from './log-params.js';
@@ -19,6 +25,7 @@ import { searchRunsTool } from './search-runs.js';
 import { setModelAliasTool } from './set-model-alias.js';
 import { setTagsTool } from './set-tags.js';
 import { startRunTool } from './start-run.js';
+import { waitForTaskTool } from './wait-for-task.js';
 
 export const mlflowTools: ToolDefinition[] = [
   getOrCreateExperimentTool,
@@ -38,4 +45,14 @@ export const mlflowTools: ToolDefinition[] = [
   registerModelTool,
   setModelAliasTool,
   getModelVersionTool,
+];
+
+/** The task tools, listed after the MLflow ones when the server has a task queue. */
+export const taskTools: ToolDefinition[] = [
+  listTaskTemplatesTool,
+  enqueueTaskTool,
+  getTaskTool,
+  listTasksTool,
+  cancelTaskTool,
+  waitForTaskTool,
 ];
