@@ -34,7 +34,7 @@ export interface TaskEventsApi {
 export class RedisUnreachableError extends RunwardenError {
   constructor(redisUrl: string, detail: string) {
     super(
-      'CONFIG_ERROR',
+      'REDIS_UNREACHABLE',
       `Redis at ${redactUrl(redisUrl)} is unreachable (${detail}); the task tools need it (the MLflow tools do not). ` +
         'Start it (`redis-server`, or `docker compose up -d redis`) or point REDIS_URL at a running one, then call again.',
     );

@@ -9,6 +9,8 @@ export function keys(prefix: string) {
     /** BullMQ prefix (queue keys become `<prefix>:tasks:*`). */
     bullPrefix: prefix,
     task: (taskId: string) => `${prefix}:task:${taskId}`,
+    /** Sorted set of task ids by enqueue time. */
+    index: `${prefix}:tasks-index`,
     cancel: (taskId: string) => `${prefix}:cancel:${taskId}`,
     cancelChannel: `${prefix}:cancel`,
     events: (taskId: string) => `${prefix}:events:${taskId}`,

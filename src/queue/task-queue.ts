@@ -9,7 +9,7 @@ import { RunwardenError } from '../errors/index.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
 import { checkInputs } from '../runners/inputs.js';
 import { RW_TAGS } from '../tracking/tags.js';
-import { keys, QUEUE_NAME } from './keys.js';
+import { keys, QUEUE_NAME, RECORD_TTL_SECONDS } from './keys.js';
 import { type TaskProgress, type TaskRecord, TaskRecords, type TaskState } from './records.js';
 import { type NormalizedTask, normalizeSpec } from './spec.js';
 import { listTemplates, loadTemplate, type Template } from './templates.js';
@@ -63,6 +63,7 @@ export class TaskQueue {
     });
     this.redis.on('error', () => undefined);
     this.queue = new Queue<TaskJobData>(QUEUE_NAME, { connection: this.redis, prefix: this.keys.bullPrefix });
+    this.queue.on('error', () => undefined); // surfaced by the failing call instead
     this.records = new TaskRecords(this.redis, this.keys);
   }
 
@@ -83,6 +84,11 @@ export class TaskQueue {
     await checkInputs(this.opts.client, task.inputs);
     await this.redis.del(this.keys.cancel(task.taskId));
     await this.records.saveSpec(task);
+    await this.redis
+      .multi()
+      .zadd(this.keys.index, task.enqueuedAt, task.taskId)
+      .zremrangebyscore(this.keys.index, '-inf', task.enqueuedAt - RECORD_TTL_SECONDS * 1000)
+      .exec();
     const job = await this.queue.add(
       task.template,
       { task },
@@ -105,28 +111,22 @@ export class TaskQueue {
     return this.info(taskId, job, record);
   }
 
-  /** Tasks by state, newest first. */
+  /**
+   * Tasks by state, newest first. Reads the task index (every task ever enqueued here, kept as
+   * long as its record), so tasks cancelled before they started, whose jobs are gone, are listed.
+   */
   async list(opts: { states?: TaskState[]; limit?: number } = {}): Promise<TaskInfo[]> {
-    const wanted = opts.states?.length
-      ? opts.states
-      : (['waiting', 'active', 'delayed', 'completed', 'failed'] as TaskState[]);
-    const bull = new Set<string>();
-    for (const s of wanted) {
-      if (s === 'waiting') ['waiting', 'prioritized', 'waiting-children'].forEach((x) => bull.add(x));
-      else if (s === 'cancelled') bull.add('failed');
-      else if (s !== 'unknown') bull.add(s);
+    const wanted = opts.states?.length ? opts.states : undefined;
+    const limit = opts.limit ?? 50;
+    const out: TaskInfo[] = [];
+    const page = Math.max(50, limit * 2);
+    for (let start = 0; out.length < limit; start += page) {
+      const ids = await this.redis.zrevrange(this.keys.index, start, start + page - 1);
+      if (!ids.length) break;
+      const infos = await Promise.all(ids.map((id) => this.get(id)));
+      for (const i of infos) if (i && (!wanted || wanted.includes(i.state))) out.push(i);
     }
-    const jobs = await this.queue.getJobs(
-      [...bull] as never[],
-      0,
-      Math.max(1, (opts.limit ?? 50) - 1),
-      false,
-    );
-    const infos = await Promise.all(jobs.filter(Boolean).map((j) => this.info(j.id!, j)));
-    return infos
-      .filter((i) => wanted.includes(i.state))
-      .sort((a, b) => (b.enqueued_at ?? 0) - (a.enqueued_at ?? 0))
-      .slice(0, opts.limit ?? 50);
+    return out.slice(0, limit);
   }
 
   async counts(): Promise<Record<string, number>> {
@@ -178,7 +178,9 @@ export class TaskQueue {
     const rec = record ?? (await this.records.get(taskId));
     const task = job?.data.task ?? rec?.spec;
     let state: TaskState = rec?.finalState ?? 'unknown';
-    if (job) {
+    // A final state in the record wins: the worker writes it just before BullMQ moves the job.
+    const final = rec?.finalState && isTerminal(rec.finalState);
+    if (job && !final) {
       const s = await job.getState();
       if (s === 'completed') state = 'completed';
       else if (s === 'failed') state = rec?.cancel ? 'cancelled' : 'failed';
@@ -214,8 +216,12 @@ export class TaskQueue {
     };
   }
 
+  /** Close, bounded: a Redis that is gone must not hang the caller. */
   async close(): Promise<void> {
-    await this.queue.close().catch(() => undefined);
+    await Promise.race([
+      this.queue.close().catch(() => undefined),
+      new Promise((r) => setTimeout(r, 3_000).unref()),
+    ]);
     this.redis.disconnect();
   }
 }
