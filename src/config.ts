@@ -75,6 +75,7 @@ const EnvSchema = z.object({
   RUNWARDEN_REAP_INTERVAL_MS: intMs(60_000),
   RUNWARDEN_DATA_DIR: z.string().min(1).default('.data'),
   RUNWARDEN_MLFLOW_PORT: z.coerce.number().int().min(1).max(65535).default(5000),
+  RUNWARDEN_REDIS_PORT: z.coerce.number().int().min(1).max(65535).default(6379),
   RUNWARDEN_QUEUE_PREFIX: z
     .string()
     .regex(/^[\w-]+$/, 'letters, digits, _ and -')
@@ -103,6 +104,8 @@ export interface Config {
     maxRetries: number;
   };
   redisUrl: string;
+  /** True when REDIS_URL was set (so `runwarden up` uses it instead of starting Redis). */
+  redisUrlFromEnv: boolean;
   tracking: {
     owner: string;
     leaseMs: number;
@@ -135,6 +138,8 @@ export interface Config {
   dataDir: string;
   /** Port of the local MLflow server `runwarden up` starts. */
   localMlflowPort: number;
+  /** Port of the local redis-server `runwarden up` starts. */
+  localRedisPort: number;
   queue: {
     /** Redis key prefix and queue namespace. */
     prefix: string;
@@ -195,6 +200,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxRetries: e.RUNWARDEN_MLFLOW_MAX_RETRIES,
     },
     redisUrl: e.REDIS_URL,
+    redisUrlFromEnv: cleaned.REDIS_URL !== undefined,
     tracking: {
       owner: e.RUNWARDEN_OWNER ?? defaultOwner(),
       leaseMs: e.RUNWARDEN_LEASE_MS,
@@ -225,6 +231,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     dataDir: path.resolve(e.RUNWARDEN_DATA_DIR),
     localMlflowPort: e.RUNWARDEN_MLFLOW_PORT,
+    localRedisPort: e.RUNWARDEN_REDIS_PORT,
     queue: {
       prefix: e.RUNWARDEN_QUEUE_PREFIX,
       tasksDir: path.resolve(e.RUNWARDEN_TASKS_DIR ?? fileURLToPath(new URL('../tasks', import.meta.url))),

@@ -1,8 +1,9 @@
 /**
  * `runwarden up`: the local stack in one command. Starts MLflow from the project's .venv (SQLite
  * and an artifact folder under RUNWARDEN_DATA_DIR, UI on RUNWARDEN_MLFLOW_PORT) unless
- * MLFLOW_TRACKING_URI points at a server already, then the runwarden MCP HTTP server; prints the
- * UI URL, the MCP endpoint and ready-to-paste client configuration; stops both on Ctrl-C.
+ * MLFLOW_TRACKING_URI points at a server already, redis-server (append-only, under the data
+ * folder) unless REDIS_URL is set, a task worker, and the runwarden MCP HTTP server; prints the UI
+ * URL, the MCP endpoint and ready-to-paste client configuration; stops everything on Ctrl-C.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,15 +11,17 @@ import { type Config, loadConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { startHttpServer } from '../mcp/http.js';
 import { createRuntime } from '../mcp/runtime.js';
-import { repoRoot, startMlflowServer } from '../stack/services.js';
+import { mlflowClientFromConfig } from '../mlflow/client.js';
+import { workerFromConfig } from '../queue/from-config.js';
+import { repoRoot, startMlflowServer, startRedisServer } from '../stack/services.js';
 import { waitForSignal } from './mcp.js';
 import { UsageError } from './usage.js';
 
 const HELP = `Usage: runwarden up
 
-Brings up a local MLflow server (from .venv, data in RUNWARDEN_DATA_DIR, default .data/) and the
-runwarden MCP HTTP server, prints how to connect, and stops both on Ctrl-C. With MLFLOW_TRACKING_URI
-set, uses that MLflow server instead of starting one.
+Brings up a local MLflow server (from .venv, data in RUNWARDEN_DATA_DIR, default .data/), redis-server,
+a task worker and the runwarden MCP HTTP server, prints how to connect, and stops everything on
+Ctrl-C. With MLFLOW_TRACKING_URI (or REDIS_URL) set, uses that server instead of starting one.
 `;
 
 export function clientSetup(o: { mcpUrl: string; token?: string; trackingUri: string; bin: string }): string {
@@ -69,11 +72,27 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     stopMlflow = mlflow.stop;
     cfg = { ...cfg, mlflow: { ...cfg.mlflow, trackingUri: mlflow.url, uiUrl: mlflow.url } };
   }
+  let stopRedis: () => Promise<void> = async () => {};
+  if (!cfg.redisUrlFromEnv) {
+    const dir = path.join(cfg.dataDir, 'redis');
+    await mkdir(dir, { recursive: true });
+    try {
+      const redis = await startRedisServer({ dir, port: cfg.localRedisPort });
+      stopRedis = redis.stop;
+      cfg = { ...cfg, redisUrl: redis.url };
+    } catch (err) {
+      await stopMlflow();
+      throw err;
+    }
+  }
   const runtime = createRuntime(cfg, logger);
   let http: Awaited<ReturnType<typeof startHttpServer>>;
+  let worker: Awaited<ReturnType<typeof workerFromConfig>>;
   try {
+    worker = await workerFromConfig(cfg, mlflowClientFromConfig(cfg, logger), logger);
     http = await startHttpServer(runtime, cfg.http);
   } catch (err) {
+    await stopRedis();
     await stopMlflow();
     throw err;
   }
@@ -85,6 +104,9 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
       `  MLflow UI:     ${cfg.mlflow.uiUrl}`,
       `  MCP endpoint:  ${mcpUrl}${cfg.http.token ? ' (Bearer token required)' : ''}`,
       `  Health:        ${http.url}/health`,
+      `  Task queue:    ${cfg.redisUrl} (one worker running; task events at ${http.url}/tasks/<id>/events)`,
+      '',
+      'Try a task:     node bin/runwarden.js enqueue gru-forecast --param epochs=20 --wait',
       '',
       clientSetup({
         mcpUrl,
@@ -100,7 +122,9 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
   await waitForSignal(async (reason) => {
     process.stderr.write('runwarden up: stopping ...\n');
     await http.close(reason);
+    await worker.close();
     await runtime.shutdown(reason);
+    await stopRedis();
     await stopMlflow();
   });
   return 0;

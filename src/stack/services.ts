@@ -297,7 +297,12 @@ async function answersHealth(url: string): Promise<boolean> {
 }
 
 /** Starts a throwaway redis-server (no persistence) on a free port of 127.0.0.1. */
-export async function startRedisServer(): Promise<RedisServer> {
+/**
+ * Starts redis-server on 127.0.0.1. Default: a free port, a throwaway folder, no persistence.
+ * With `dir` and `port` (the local stack): that folder, that port, append-only persistence and
+ * `noeviction`, as BullMQ wants; the folder is kept on stop.
+ */
+export async function startRedisServer(opts: { dir?: string; port?: number } = {}): Promise<RedisServer> {
   const redisBin = findOnPath('redis-server');
   if (redisBin === undefined) {
     throw new Error(
@@ -305,16 +310,23 @@ export async function startRedisServer(): Promise<RedisServer> {
         'or `sudo apt-get install redis-server` / `brew install redis`',
     );
   }
-  const dir = await mkdtemp(join(tmpdir(), 'runwarden-redis-'));
+  const persistent = opts.dir !== undefined;
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'runwarden-redis-')));
   const logFile = join(dir, 'redis.log');
   let lastError: Error | undefined;
   for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
-    const result = await tryStartRedis(redisBin, dir, logFile);
+    if (opts.port !== undefined && !(await portIsFree(opts.port))) {
+      lastError = new Error(
+        `port ${opts.port} is already in use: stop what holds it, or set REDIS_URL to use that Redis`,
+      );
+      break;
+    }
+    const result = await tryStartRedis(redisBin, dir, logFile, { port: opts.port, persistent });
     if (result.ok) return result.value;
     lastError = result.error;
-    if (!result.portInUse) break;
+    if (!result.portInUse || opts.port !== undefined) break;
   }
-  await rm(dir, { recursive: true, force: true });
+  if (!persistent) await rm(dir, { recursive: true, force: true });
   throw lastError ?? new Error('redis-server did not start');
 }
 
@@ -322,8 +334,9 @@ async function tryStartRedis(
   redisBin: string,
   dir: string,
   logFile: string,
+  opts: { port?: number; persistent: boolean },
 ): Promise<StartResult<RedisServer>> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const args = [
     '--port',
     String(port),
@@ -332,7 +345,9 @@ async function tryStartRedis(
     '--save',
     '',
     '--appendonly',
-    'no',
+    opts.persistent ? 'yes' : 'no',
+    '--maxmemory-policy',
+    'noeviction',
     '--dir',
     dir,
   ];
@@ -358,7 +373,7 @@ async function tryStartRedis(
           port,
           stop: async () => {
             await stopGroup(proc);
-            await rm(dir, { recursive: true, force: true });
+            if (!opts.persistent) await rm(dir, { recursive: true, force: true });
           },
         },
       };
