@@ -165,24 +165,31 @@ export function createTransport(opts: TransportOptions): Transport {
     const endpoint = describeEndpoint(method, url);
     const headers = new Headers(init.headers);
     if (auth && !headers.has('authorization')) headers.set('authorization', auth);
-    const signals: AbortSignal[] = [];
-    if (timeoutMs > 0) signals.push(AbortSignal.timeout(timeoutMs));
-    if (signal) signals.push(signal);
+    // One controller for both the timeout and the caller's signal (cheaper than
+    // AbortSignal.timeout + AbortSignal.any on every call). The timer stays armed while the body
+    // is read; aborting a finished request is harmless.
+    const ac = new AbortController();
+    let timedOut = false;
+    if (timeoutMs > 0) {
+      setTimeout(() => {
+        timedOut = true;
+        ac.abort();
+      }, timeoutMs).unref();
+    }
+    const forward = () => ac.abort(signal?.reason);
+    if (signal) {
+      if (signal.aborted) throw signal.reason;
+      signal.addEventListener('abort', forward, { once: true });
+    }
     let res: Response;
     try {
-      res = await doFetch(url, {
-        ...init,
-        headers,
-        signal: signals.length ? AbortSignal.any(signals) : undefined,
-      });
+      res = await doFetch(url, { ...init, headers, signal: ac.signal });
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
-      const name = (err as { name?: string }).name;
-      const detail =
-        name === 'TimeoutError' || name === 'AbortError'
-          ? `no answer within ${timeoutMs} ms`
-          : describeNetworkError(err);
+      const detail = timedOut ? `no answer within ${timeoutMs} ms` : describeNetworkError(err);
       throw new MlflowUnreachableError(endpoint, detail, err);
+    } finally {
+      signal?.removeEventListener('abort', forward);
     }
     if (!res.ok) throw await errorFromResponse(res, endpoint);
     return res;
