@@ -90,6 +90,18 @@ const EnvSchema = z.object({
   RUNWARDEN_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
 });
 
+/** Settings of `runwarden serve`'s HTTP listener. */
+export interface HttpSettings {
+  host: string;
+  port: number;
+  token?: string;
+  /** Host header values accepted (DNS-rebinding protection); loopback names always are. */
+  allowedHosts: string[];
+  /** Origin header values accepted; requests without Origin are allowed. */
+  allowedOrigins: string[];
+  maxBodyBytes: number;
+}
+
 export interface Config {
   mlflow: {
     trackingUri: string;
@@ -115,16 +127,7 @@ export interface Config {
     handleSignals: boolean;
   };
   logLevel: z.infer<typeof EnvSchema>['RUNWARDEN_LOG_LEVEL'];
-  http: {
-    host: string;
-    port: number;
-    token?: string;
-    /** Host header values accepted (DNS-rebinding protection); empty = loopback names only. */
-    allowedHosts: string[];
-    /** Origin header values accepted; requests without Origin are allowed. */
-    allowedOrigins: string[];
-    maxBodyBytes: number;
-  };
+  http: HttpSettings;
   mcp: {
     readOnly: boolean;
     /** Local folders `log_artifact` may read from. */

@@ -2,18 +2,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { HttpSettings } from '../config.js';
 import { RunwardenError } from '../errors/index.js';
 import type { McpRuntime } from './runtime.js';
 import { createServer } from './server.js';
 import { streamTaskEvents } from './task-events.js';
 
-export interface HttpOptions {
-  host: string;
-  port: number;
-  token?: string;
-  allowedHosts: string[];
-  allowedOrigins: string[];
-  maxBodyBytes: number;
+export interface HttpOptions extends HttpSettings {
   /** Close sessions idle this long (default 1 h). */
   sessionIdleMs?: number;
 }

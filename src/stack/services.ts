@@ -180,6 +180,46 @@ const PORT_IN_USE = /address already in use|connection in use|EADDRINUSE/i;
 type StartResult<T> = { ok: true; value: T } | { ok: false; portInUse: boolean; error: Error };
 
 /**
+ * Wait until a spawned server answers `ready()` while still alive (so it is ours answering, not
+ * another process that won the port), or until it exits or the deadline passes.
+ */
+async function awaitStart<T>(
+  proc: Spawned,
+  o: {
+    name: string;
+    port: number;
+    logFile: string;
+    timeoutMs: number;
+    pollMs: number;
+    ready: () => Promise<boolean>;
+    value: () => T;
+  },
+): Promise<StartResult<T>> {
+  const deadline = Date.now() + o.timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.hasExited()) {
+      const how = await proc.exited;
+      liveGroups.delete(proc.pgid);
+      const tail = await logTail(o.logFile);
+      return {
+        ok: false,
+        portInUse: PORT_IN_USE.test(tail),
+        error: new Error(`${o.name} exited early (${how}) on port ${o.port}; log ${o.logFile}:\n${tail}`),
+      };
+    }
+    if ((await o.ready()) && !proc.hasExited()) return { ok: true, value: o.value() };
+    await sleep(o.pollMs);
+  }
+  await stopGroup(proc);
+  const tail = await logTail(o.logFile);
+  return {
+    ok: false,
+    portInUse: false,
+    error: new Error(`${o.name} did not answer within ${o.timeoutMs / 1000} s; log ${o.logFile}:\n${tail}`),
+  };
+}
+
+/**
  * Starts an MLflow tracking server from .venv on a free port. `dir` holds mlflow.db, artifacts/
  * and mlflow.log; without `dir` a fresh temporary directory is created and removed by `stop()`.
  */
@@ -242,48 +282,23 @@ async function tryStartMlflow(
     MLFLOW_SERVER_ENABLE_JOB_EXECUTION: process.env.MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?? 'false',
   };
   const proc = spawnLogged(mlflowBin, args, logFile, env);
-
-  const deadline = Date.now() + MLFLOW_START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (proc.hasExited()) {
-      const how = await proc.exited;
-      liveGroups.delete(proc.pgid);
-      const tail = await logTail(logFile);
-      return {
-        ok: false,
-        portInUse: PORT_IN_USE.test(tail),
-        error: new Error(`MLflow server exited early (${how}) on port ${port}; log ${logFile}:\n${tail}`),
-      };
-    }
-    if (await answersHealth(url)) {
-      // Make sure it is our server answering, not another one that won the port.
-      if (!proc.hasExited()) {
-        return {
-          ok: true,
-          value: {
-            url,
-            port,
-            dir,
-            stop: async () => {
-              await stopGroup(proc);
-              if (ownsDir) await rm(dir, { recursive: true, force: true });
-            },
-          },
-        };
-      }
-      continue;
-    }
-    await sleep(250);
-  }
-  await stopGroup(proc);
-  const tail = await logTail(logFile);
-  return {
-    ok: false,
-    portInUse: false,
-    error: new Error(
-      `MLflow server did not answer ${url}/health within ${MLFLOW_START_TIMEOUT_MS / 1000} s; log ${logFile}:\n${tail}`,
-    ),
-  };
+  return awaitStart(proc, {
+    name: 'MLflow server',
+    port,
+    logFile,
+    timeoutMs: MLFLOW_START_TIMEOUT_MS,
+    pollMs: 250,
+    ready: () => answersHealth(url),
+    value: () => ({
+      url,
+      port,
+      dir,
+      stop: async () => {
+        await stopGroup(proc);
+        if (ownsDir) await rm(dir, { recursive: true, force: true });
+      },
+    }),
+  });
 }
 
 async function answersHealth(url: string): Promise<boolean> {
@@ -352,43 +367,22 @@ async function tryStartRedis(
     dir,
   ];
   const proc = spawnLogged(redisBin, args, logFile);
-
-  const deadline = Date.now() + REDIS_START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (proc.hasExited()) {
-      const how = await proc.exited;
-      liveGroups.delete(proc.pgid);
-      const tail = await logTail(logFile);
-      return {
-        ok: false,
-        portInUse: PORT_IN_USE.test(tail),
-        error: new Error(`redis-server exited early (${how}) on port ${port}; log ${logFile}:\n${tail}`),
-      };
-    }
-    if ((await answersPing(port)) && !proc.hasExited()) {
-      return {
-        ok: true,
-        value: {
-          url: `redis://127.0.0.1:${port}`,
-          port,
-          stop: async () => {
-            await stopGroup(proc);
-            if (!opts.persistent) await rm(dir, { recursive: true, force: true });
-          },
-        },
-      };
-    }
-    await sleep(100);
-  }
-  await stopGroup(proc);
-  const tail = await logTail(logFile);
-  return {
-    ok: false,
-    portInUse: false,
-    error: new Error(
-      `redis-server did not answer PING within ${REDIS_START_TIMEOUT_MS / 1000} s; log:\n${tail}`,
-    ),
-  };
+  return awaitStart(proc, {
+    name: 'redis-server',
+    port,
+    logFile,
+    timeoutMs: REDIS_START_TIMEOUT_MS,
+    pollMs: 100,
+    ready: () => answersPing(port),
+    value: () => ({
+      url: `redis://127.0.0.1:${port}`,
+      port,
+      stop: async () => {
+        await stopGroup(proc);
+        if (!opts.persistent) await rm(dir, { recursive: true, force: true });
+      },
+    }),
+  });
 }
 
 /** Sends a raw RESP `PING` and expects `+PONG`. */
