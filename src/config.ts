@@ -42,6 +42,10 @@ const EnvSchema = z.object({
   RUNWARDEN_MLFLOW_TIMEOUT_MS: intMs(30_000),
   RUNWARDEN_MLFLOW_ARTIFACT_TIMEOUT_MS: intMs(600_000),
   RUNWARDEN_MLFLOW_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(5),
+  RUNWARDEN_MLFLOW_KEEPALIVE: z
+    .enum(['auto', 'true', 'false'])
+    .default('auto')
+    .transform((v) => (v === 'auto' ? ('auto' as const) : v === 'true')),
   RUNWARDEN_OWNER: z.string().min(1).optional(),
   RUNWARDEN_LEASE_MS: intMs(300_000),
   RUNWARDEN_HEARTBEAT_MS: intMs(60_000),
@@ -114,6 +118,7 @@ export interface Config {
     timeoutMs: number;
     artifactTimeoutMs: number;
     maxRetries: number;
+    keepAlive: 'auto' | boolean;
   };
   redisUrl: string;
   /** True when REDIS_URL was set (so `runwarden up` uses it instead of starting Redis). */
@@ -201,6 +206,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: e.RUNWARDEN_MLFLOW_TIMEOUT_MS,
       artifactTimeoutMs: e.RUNWARDEN_MLFLOW_ARTIFACT_TIMEOUT_MS,
       maxRetries: e.RUNWARDEN_MLFLOW_MAX_RETRIES,
+      keepAlive: e.RUNWARDEN_MLFLOW_KEEPALIVE,
     },
     redisUrl: e.REDIS_URL,
     redisUrlFromEnv: cleaned.REDIS_URL !== undefined,

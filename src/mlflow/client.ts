@@ -45,6 +45,8 @@ export interface MlflowClientOptions {
   /** Retry policy for transient failures (default: 5 retries, 200 ms base, 10 s cap). */
   retry?: Partial<RetryPolicy>;
   logger?: Logger;
+  /** Reuse HTTP connections: `auto` (default) = off for plain-http loopback servers, on otherwise. */
+  keepAlive?: 'auto' | boolean;
 }
 
 export interface MlflowClient {
@@ -86,6 +88,7 @@ export function createMlflowClient(opts: MlflowClientOptions): MlflowClient {
     timeoutMs: opts.timeoutMs ?? 30_000,
     retry,
     logger: opts.logger,
+    keepAlive: opts.keepAlive,
   });
   const api = createClient<paths>({ baseUrl: trackingUri, fetch: transport.fetch });
   const uiUrl = (opts.uiUrl ?? trackingUri).replace(/\/+$/, '');
@@ -114,6 +117,7 @@ export function mlflowClientFromConfig(config: Config, logger?: Logger): MlflowC
     timeoutMs: m.timeoutMs,
     artifactTimeoutMs: m.artifactTimeoutMs,
     retry: { maxRetries: m.maxRetries },
+    keepAlive: m.keepAlive,
     logger,
   });
 }

@@ -13,6 +13,25 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { parseRetryAfter, type RetryPolicy, withRetry } from './retry.js';
 
+/**
+ * Whether to reuse connections. MLflow 3 serves through uvicorn, which leaves Nagle's algorithm on:
+ * on a reused connection each response waits for the client's delayed ACK (~40 ms; measured here:
+ * a create+close run pair took 90 ms with keep-alive and 55 ms without). A fresh local connection
+ * costs far less, so `auto` turns keep-alive off for plain-http loopback servers and keeps it for
+ * everything else (TLS handshakes are not cheap).
+ */
+export function resolveKeepAlive(setting: 'auto' | boolean | undefined, trackingUri: string): boolean {
+  if (typeof setting === 'boolean') return setting;
+  try {
+    const u = new URL(trackingUri);
+    const loopback =
+      ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname) || u.hostname.startsWith('127.');
+    return !(u.protocol === 'http:' && loopback);
+  } catch {
+    return true;
+  }
+}
+
 export interface TransportOptions {
   trackingUri: string;
   token?: string;
@@ -22,6 +41,8 @@ export interface TransportOptions {
   timeoutMs: number;
   retry: RetryPolicy;
   logger?: Logger;
+  /** Reuse connections (see `resolveKeepAlive`; default auto). */
+  keepAlive?: 'auto' | boolean;
 }
 
 /**
@@ -158,6 +179,13 @@ export interface Transport {
 export function createTransport(opts: TransportOptions): Transport {
   const doFetch = opts.fetch ?? globalThis.fetch;
   const auth = authHeader(opts);
+  const keepAlive = resolveKeepAlive(opts.keepAlive, opts.trackingUri);
+  const agentFor = (protocol: string) =>
+    keepAlive
+      ? undefined
+      : protocol === 'https:'
+        ? new https.Agent({ keepAlive: false })
+        : new http.Agent({ keepAlive: false });
   const log = opts.logger ?? silentLogger;
 
   async function once(url: string, init: RequestInit, timeoutMs: number, signal?: AbortSignal) {
@@ -165,6 +193,7 @@ export function createTransport(opts: TransportOptions): Transport {
     const endpoint = describeEndpoint(method, url);
     const headers = new Headers(init.headers);
     if (auth && !headers.has('authorization')) headers.set('authorization', auth);
+    if (!keepAlive) headers.set('connection', 'close');
     // One controller for both the timeout and the caller's signal (cheaper than
     // AbortSignal.timeout + AbortSignal.any on every call). The timer stays armed while the body
     // is read; aborting a finished request is harmless.
@@ -247,7 +276,7 @@ export function createTransport(opts: TransportOptions): Transport {
       };
       const req = (target.protocol === 'https:' ? https : http).request(
         target,
-        { method, headers, signal },
+        { method, headers, signal, agent: agentFor(target.protocol) },
         (res) => {
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) {
