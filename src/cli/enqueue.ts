@@ -203,7 +203,7 @@ export async function runCancel(argv: string[], config: () => Config): Promise<n
   try {
     const { previous, info } = await queue.cancel(
       taskId!,
-      why.join(' ') || 'cancelled from the command line',
+      why.join(' ') || 'requested from the command line',
     );
     process.stdout.write(
       `${taskId}: ${previous} → ${info.state}${previous === 'active' ? ' (the worker holding it is killing it)' : ''}\n`,

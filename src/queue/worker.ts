@@ -36,6 +36,17 @@ export interface RunningWorker {
 
 const PROGRESS_EVERY_MS = 1_000;
 
+/** True if `p` settles within `ms`, false otherwise. */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
+  ]);
+}
+
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const k = keys(opts.prefix);
   const log = opts.logger;
@@ -124,7 +135,15 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     }
   };
 
-  const worker = new Worker<TaskJobData>(QUEUE_NAME, processor, {
+  const running = new Set<Promise<unknown>>();
+  const tracked: typeof processor = (job, token, signal) => {
+    const p = processor(job, token, signal);
+    running.add(p);
+    const drop = () => running.delete(p);
+    p.then(drop, drop);
+    return p;
+  };
+  const worker = new Worker<TaskJobData>(QUEUE_NAME, tracked, {
     connection,
     prefix: k.bullPrefix,
     concurrency: opts.concurrency,
@@ -155,16 +174,16 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      // BullMQ's close waits on Redis (QUIT never answers when Redis is gone), so wait on our own
+      // running attempts instead, and bound every step.
       const graceful = worker.close();
-      const timer = new Promise<'timeout'>((r) =>
-        setTimeout(() => r('timeout'), opts.shutdownGraceMs).unref(),
-      );
-      if ((await Promise.race([graceful.then(() => 'closed' as const), timer])) === 'timeout') {
+      const settled = () => Promise.allSettled([...running]);
+      if (!(await within(settled(), opts.shutdownGraceMs))) {
         log.warn('shutdown grace over: cancelling running tasks');
         worker.cancelAllJobs(SHUTDOWN_REASON);
-        await Promise.race([graceful, new Promise((r) => setTimeout(r, 30_000).unref())]);
-        await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 5_000).unref())]);
+        await within(settled(), opts.settings.killGraceMs + 15_000);
       }
+      if (!(await within(graceful, 3_000))) await within(worker.close(true), 2_000);
       for (const r of [subscriber, publisher, connection]) r.disconnect();
     })();
     return closing;

@@ -3,6 +3,10 @@
  * streamed line by line to log files (never held whole in memory) and to a line callback, the
  * stderr tail kept for the run description. Aborting sends SIGTERM to the whole group, then
  * SIGKILL after a grace period, so grandchildren die too.
+ *
+ * The group is led by a tiny supervisor that holds a pipe from the worker: if the worker dies
+ * (even by kill -9), the pipe closes and the supervisor kills the group, so a lost attempt's
+ * processes never keep running beside the next attempt.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -33,6 +37,27 @@ export interface ShellResult {
 }
 
 const TAIL_BYTES = 4096;
+const SPAWN_ERROR = '@@runwarden-spawn-error ';
+
+/** Group leader: runs the command, mirrors its exit, kills the group when the worker's pipe closes. */
+const SUPERVISOR = `
+const { spawn } = require('node:child_process');
+const [argv, grace] = JSON.parse(process.argv[1]);
+for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(s, () => {});
+const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
+child.on('error', (e) => { process.stderr.write(${JSON.stringify(SPAWN_ERROR)} + e.message + '\\n'); process.exit(127); });
+child.on('exit', (code, sig) => {
+  if (sig) { process.removeAllListeners(sig); process.kill(process.pid, sig); }
+  else process.exit(code ?? 1);
+});
+const orphaned = () => {
+  try { process.kill(-process.pid, 'SIGTERM'); } catch {}
+  setTimeout(() => { try { process.kill(-process.pid, 'SIGKILL'); } catch {} }, grace).unref();
+};
+process.stdin.on('end', orphaned);
+process.stdin.on('error', orphaned);
+process.stdin.resume();
+`;
 
 function endStream(s: WriteStream): Promise<void> {
   return new Promise((resolve) => s.end(resolve));
@@ -54,12 +79,15 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
     let tail = '';
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
-    const child = spawn(argv[0]!, argv.slice(1), {
+    let spawnError: string | undefined;
+    const child = spawn(process.execPath, ['-e', SUPERVISOR, JSON.stringify([argv, opts.killGraceMs])], {
       cwd: opts.cwd,
       env: opts.env as NodeJS.ProcessEnv,
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // Never written to: its closing (this process gone) is the supervisor's cue.
+    child.stdin?.on('error', () => undefined);
     const onAbort = () => {
       if (aborted || child.pid === undefined) return;
       aborted = true;
@@ -76,12 +104,15 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
     });
     const stderrLines = createInterface({ input: child.stderr, crlfDelay: Number.POSITIVE_INFINITY });
     stderrLines.on('line', (line) => {
+      if (line.startsWith(SPAWN_ERROR)) {
+        spawnError = line.slice(SPAWN_ERROR.length);
+        return;
+      }
       err.write(`${line}\n`);
       tail = (tail + line + '\n').slice(-TAIL_BYTES);
       opts.onStderrLine?.(line);
     });
 
-    let spawnError: string | undefined;
     child.on('error', (e) => {
       spawnError = e.message;
     });
