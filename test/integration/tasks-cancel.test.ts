@@ -126,15 +126,15 @@ describe('cancelling tasks', () => {
     expect(status).toBe('KILLED');
     expect(pidAlive(grandchild)).toBe(false);
     expect(pidAlive(pgid)).toBe(false);
-    expect(info.cancel_requested).toBe('cancelled from the command line');
-    expect(info.reason).toBe('cancelled: cancelled from the command line');
+    expect(info.cancel_requested).toBe('requested from the command line');
+    expect(info.reason).toBe('cancelled: requested from the command line');
     expect(info.attempts_made).toBe(1);
 
     // As MLflow's own client sees it.
     const run = await pyGetRun(mlflowUrl, runId);
     expect(run.status).toBe('KILLED');
     expect(run.tags[RW_TAGS.closeReason]).toContain('cancelled');
-    expect(run.tags[RW_TAGS.closeReason]).toBe('cancelled: cancelled from the command line');
+    expect(run.tags[RW_TAGS.closeReason]).toBe('cancelled: requested from the command line');
     expect(run.tags[RW_TAGS.closedBy]).toBe('worker');
     expect(run.tags[RW_TAGS.cancelRequested]).toBe('true');
     // Not retried, not re-run: still one run, still cancelled.
