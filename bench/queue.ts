@@ -151,7 +151,7 @@ async function runwarden(trackingUri: string, redisUrl: string, workers: number)
     p50: pct(latency, 50),
     p99: pct(latency, 99),
     failed,
-    runs: latency.length,
+    runs,
   };
 }
 

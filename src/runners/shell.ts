@@ -109,7 +109,7 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
         return;
       }
       err.write(`${line}\n`);
-      tail = (tail + line + '\n').slice(-TAIL_BYTES);
+      tail = `${tail}${line}\n`.slice(-TAIL_BYTES);
       opts.onStderrLine?.(line);
     });
 

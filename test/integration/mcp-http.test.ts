@@ -160,6 +160,20 @@ describe('runwarden serve (Streamable HTTP)', () => {
     expect(py.tags['runwarden.close_reason']).toBe('the MCP HTTP session was closed without calling end_run');
   });
 
+  it('http: SIGTERM to the server ends the runs its sessions left open, KILLED, before it exits', async () => {
+    const own = await startServe({ MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_HTTP_TOKEN: TOKEN });
+    const { client } = await httpClient(own.url, TOKEN);
+    const run = await call<{ run_id: string }>(client, 'start_run', {
+      experiment_name: uniqueName('http-sigterm'),
+    });
+    const code = await own.stop();
+    expect(code).toBe(0);
+    const py = await pyGetRun(mlflowUrl, run.run_id);
+    expect(py.status).toBe('KILLED');
+    expect(py.tags['runwarden.close_reason']).toBe('the runwarden server received SIGTERM');
+    await client.close().catch(() => undefined);
+  });
+
   it('http: /health reports the MLflow server as reachable with its version', async () => {
     const res = await fetch(`${serve.url}/health`);
     expect(res.status).toBe(200);
