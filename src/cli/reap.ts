@@ -15,6 +15,7 @@ Closes RUNNING runs whose runwarden lease expired (the owner stopped renewing it
 owner declared and tags runwarden.closed_by=reaper and runwarden.close_reason.
 
   --experiment-id ID   only these experiments (repeatable; default: every active experiment)
+  --owner-prefix P     only runs whose runwarden.owner starts with P (e.g. mcp: or worker:)
   --include-foreign    also close RUNNING runs runwarden did not start (needs --older-than)
   --older-than DUR     with --include-foreign: only runs started longer ago than DUR (e.g. 24h)
   --dry-run            list what would be closed; change nothing
@@ -42,6 +43,7 @@ export async function runReap(argv: string[], config: () => Config): Promise<num
     includeForeign: values['include-foreign'],
     olderThanMs: values['older-than'] ? parseDuration('--older-than', values['older-than']) : undefined,
     dryRun: values['dry-run'],
+    ownerPrefix: values['owner-prefix'],
   });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -61,6 +63,7 @@ function parse(argv: string[]) {
     strict: true,
     options: {
       'experiment-id': { type: 'string', multiple: true },
+      'owner-prefix': { type: 'string' },
       'include-foreign': { type: 'boolean' },
       'older-than': { type: 'string' },
       'dry-run': { type: 'boolean' },

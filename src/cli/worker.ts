@@ -29,10 +29,15 @@ export async function runWorkerCommand(argv: string[], config: () => Config): Pr
   const logger = createLogger(cfg.logLevel);
   const client = mlflowClientFromConfig(cfg, logger);
   const worker = await workerFromConfig(cfg, client, logger);
-  const stopReaper = startReaperLoop(client, {
-    intervalMs: cfg.mcp.reapIntervalMs || 60_000,
-    onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
-  });
+  // Workers reap runs of lost workers (owner `worker:*`); 0 turns the loop off.
+  const stopReaper =
+    cfg.mcp.reapIntervalMs > 0
+      ? startReaperLoop(client, {
+          intervalMs: cfg.mcp.reapIntervalMs,
+          ownerPrefix: 'worker:',
+          onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
+        })
+      : () => undefined;
   logger.info({ concurrency: cfg.queue.concurrency, tasks: cfg.queue.tasksDir }, 'runwarden worker ready');
   process.stderr.write(`runwarden worker: waiting for tasks (concurrency ${cfg.queue.concurrency})\n`);
   await waitForSignal(async () => {

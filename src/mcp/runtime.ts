@@ -58,6 +58,7 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     opts.reaper !== false && config.mcp.reapIntervalMs > 0 && !settings.readOnly
       ? startReaperLoop(client, {
           intervalMs: config.mcp.reapIntervalMs,
+          ownerPrefix: 'mcp:',
           onResult: (r) => {
             if (r.closed.length) logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
           },

@@ -17,6 +17,8 @@ export interface ReapOptions {
   /** Also close RUNNING runs without a runwarden lease, if started more than `olderThanMs` ago. */
   includeForeign?: boolean;
   olderThanMs?: number;
+  /** Only runs whose `runwarden.owner` starts with this (e.g. `mcp:` or `worker:`); default all. */
+  ownerPrefix?: string;
   /** Report what would be closed without closing anything. */
   dryRun?: boolean;
   /** Clock (tests). */
@@ -105,7 +107,8 @@ export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = 
   const result: ReapResult = { examined: 0, closed: [] };
   if (!experimentIds.length) return result;
 
-  const ownedFilter = `attributes.status = 'RUNNING' AND tags.\`${RW_TAGS.owner}\` LIKE '%'`;
+  const ownerLike = `${(opts.ownerPrefix ?? '').replace(/'/g, "\\'")}%`;
+  const ownedFilter = `attributes.status = 'RUNNING' AND tags.\`${RW_TAGS.owner}\` LIKE '${ownerLike}'`;
   for await (const run of runningRuns(client, experimentIds, ownedFilter)) {
     result.examined++;
     const runId = run.info?.run_id;
@@ -151,13 +154,19 @@ export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = 
  */
 export function startReaperLoop(
   client: MlflowClient,
-  opts: { intervalMs: number; onResult?: (r: ReapResult) => void; onError?: (err: unknown) => void },
+  opts: {
+    intervalMs: number;
+    /** Sweep only runs of owners with this prefix (a server reaps its own kind). */
+    ownerPrefix?: string;
+    onResult?: (r: ReapResult) => void;
+    onError?: (err: unknown) => void;
+  },
 ): () => void {
   let running = false;
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    reapExpiredRuns(client)
+    reapExpiredRuns(client, { ownerPrefix: opts.ownerPrefix })
       .then((r) => opts.onResult?.(r), opts.onError)
       .finally(() => {
         running = false;

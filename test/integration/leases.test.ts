@@ -74,7 +74,7 @@ describe('leases, signals and the reaper', () => {
     const { experimentId } = await getOrCreateExperiment(client, uniqueName('expiry-status'));
     const past = String(Date.now() - 1_000);
     const agentRun = await rawRun(experimentId, {
-      [RW_TAGS.owner]: 'mcp:session-1',
+      [RW_TAGS.owner]: 'agent-session-1',
       [RW_TAGS.leaseExpiresAt]: past,
       [RW_TAGS.leaseExpiryStatus]: 'KILLED',
     });
