@@ -2,9 +2,9 @@
 // MLflow's own client from the repo's .venv, and plain-text tables. The MLflow server itself comes
 // from test/support/services.ts (`startMlflowServer()`), the same one integration tests use.
 
-import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { runPythonMlflow } from '../test/support/python.js';
 import { repoRoot } from '../test/support/services.js';
 
 export const pythonBin = join(repoRoot, '.venv', 'bin', 'python');
@@ -39,43 +39,22 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-const tail = (text: string, lines = 30) => text.trimEnd().split('\n').slice(-lines).join('\n');
+const _tail = (text: string, lines = 30) => text.trimEnd().split('\n').slice(-lines).join('\n');
 
 /**
  * Runs `script` with .venv's python (`python -c script ...args`) and MLFLOW_TRACKING_URI set;
- * returns its last stdout line parsed as JSON. Interpreter and import time are the script's own
- * business: scripts time themselves and report the seconds they measured.
+ * returns its last stdout line parsed as JSON (the test harness's runner, with a benchmark-sized
+ * timeout). Scripts time themselves and report the seconds they measured.
  */
 export function runPython<T>(
   script: string,
   args: readonly string[],
   opts: { trackingUri: string; timeoutMs?: number },
 ): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 15 * 60_000;
-  const env = { ...process.env, MLFLOW_TRACKING_URI: opts.trackingUri, PYTHONUNBUFFERED: '1' };
-  return new Promise<T>((resolveRun, reject) => {
-    execFile(
-      pythonBin,
-      ['-c', script, ...args],
-      { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        if (err) {
-          const how = err.killed ? `killed after ${timeoutMs} ms` : `exit ${String(err.code)}`;
-          reject(new Error(`python script failed (${how}):\n${tail(stderr) || tail(stdout)}`));
-          return;
-        }
-        const last = stdout.trimEnd().split('\n').at(-1) ?? '';
-        try {
-          resolveRun(JSON.parse(last) as T);
-        } catch {
-          reject(
-            new Error(
-              `python did not end with a JSON line; stdout:\n${tail(stdout)}\nstderr:\n${tail(stderr)}`,
-            ),
-          );
-        }
-      },
-    );
+  return runPythonMlflow<T>(script, {
+    trackingUri: opts.trackingUri,
+    args,
+    timeoutMs: opts.timeoutMs ?? 15 * 60_000,
   });
 }
 

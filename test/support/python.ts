@@ -15,6 +15,8 @@ export interface PythonOptions {
   trackingUri: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Extra arguments after `-c script` (the script reads them from sys.argv). */
+  args?: readonly string[];
 }
 
 const tail = (text: string, lines = 30) => text.trimEnd().split('\n').slice(-lines).join('\n');
@@ -30,7 +32,7 @@ export function runPythonMlflow<T>(script: string, opts: PythonOptions): Promise
   return new Promise<T>((resolveRun, reject) => {
     execFile(
       pythonBin,
-      ['-c', script],
+      ['-c', script, ...(opts.args ?? [])],
       { env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (err, stdout, stderr) => {
         if (err) {
