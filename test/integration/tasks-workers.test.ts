@@ -201,11 +201,11 @@ describe.concurrent('workers that die or stop', () => {
     const workspace = await waitFor('the workspace of attempt 1', () =>
       findWorkspace(workDir, task.taskId, 1),
     );
-    await waitFor('the script of attempt 1 to run', () => processesMatching(workspace).length > 0);
-    // The script itself (its supervisor, which leads the process group, matches the path too).
-    expect(
-      processesMatching(workspace).filter((p) => !p.args.includes('@@runwarden-spawn-error')),
-    ).toHaveLength(1);
+    // The script itself, not its supervisor (which leads the process group and names the path too).
+    const scripts = () =>
+      processesMatching(workspace).filter((p) => !p.args.includes('@@runwarden-spawn-error'));
+    await waitFor('the script of attempt 1 to run', () => scripts().length > 0);
+    expect(scripts()).toHaveLength(1);
 
     const t0 = Date.now();
     first.child.kill('SIGTERM');
