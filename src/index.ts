@@ -50,7 +50,7 @@ export {
   registerModel,
 } from './tracking/models.js';
 export { closeAllOpenRuns, installSignalHandlers, openRuns } from './tracking/open-runs.js';
-export { type ReapOptions, type ReapResult, reapExpiredRuns } from './tracking/reaper.js';
+export { type ReapOptions, type ReapResult, reapExpiredRuns, startReaperLoop } from './tracking/reaper.js';
 export { type EndOptions, type ParamValue, RunHandle } from './tracking/run-handle.js';
 export {
   bestRun,
