@@ -63,12 +63,7 @@ def main() -> None:
     ap.add_argument("--data")
     ap.add_argument("--out")
     args = ap.parse_args()
-    config = data.load_config(args.config)
-    p = {**DEFAULTS, **{k: v for k, v in config["params"].items() if k in DEFAULTS}}
-    data_path = args.data or config["inputs"].get("series")
-    out_dir = args.out or config.get("output_dir") or "output"
-    if not data_path:
-        raise ValueError("no input series: pass --data or set inputs.series in the config")
+    p, data_path, out_dir = data.resolve_run(args, DEFAULTS)
     specs = [s.strip().upper() for s in str(p["candidates"]).split(",") if s.strip()]
     bad = [s for s in specs if len(s) != 3 or s[0] not in "AMZ" or s[1] not in "ANZ" or s[2] not in "ANMZ"]
     if not specs or bad:

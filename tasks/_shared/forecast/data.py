@@ -32,6 +32,18 @@ def load_config(path: str | None) -> dict:
     return config
 
 
+def resolve_run(args, defaults: dict) -> tuple[dict, str, str]:
+    """Params (template defaults overlaid with config.yml), the series path and the output folder,
+    from the `--config/--data/--out` arguments every forecasting template takes."""
+    config = load_config(args.config)
+    params = {**defaults, **{k: v for k, v in config["params"].items() if k in defaults}}
+    data_path = args.data or config["inputs"].get("series")
+    out_dir = args.out or config.get("output_dir") or "output"
+    if not data_path:
+        raise ValueError("no input series: pass --data or set inputs.series in the config")
+    return params, data_path, out_dir
+
+
 def load_series(path: str, columns: list = COLUMNS) -> pd.DataFrame:
     """The CSV sorted by week, checked for the `columns` a template uses."""
     df = pd.read_csv(path)

@@ -90,12 +90,7 @@ def main() -> None:
     ap.add_argument("--data", help="weekly series CSV (default: inputs.series in the config)")
     ap.add_argument("--out", help="output folder (default: output_dir in the config)")
     args = ap.parse_args()
-    config = data.load_config(args.config)
-    p = {**DEFAULTS, **{k: v for k, v in config["params"].items() if k in DEFAULTS}}
-    data_path = args.data or config["inputs"].get("series")
-    out_dir = args.out or config.get("output_dir") or "output"
-    if not data_path:
-        raise ValueError("no input series: pass --data or set inputs.series in the config")
+    p, data_path, out_dir = data.resolve_run(args, DEFAULTS)
     started = time.time()
     seed_everything(int(p["seed"]))
 
