@@ -4,8 +4,8 @@
  * stderr tail kept for the run description. Aborting sends SIGTERM to the whole group, then
  * SIGKILL after a grace period, so grandchildren die too.
  *
- * The group is led by a tiny supervisor that holds a pipe from the worker: if the worker dies
- * (even by kill -9), the pipe closes and the supervisor kills the group, so a lost attempt's
+ * The group is led by a tiny `/bin/sh` supervisor that holds a pipe from the worker: if the worker
+ * dies (even by kill -9), the pipe closes and the supervisor kills the group, so a lost attempt's
  * processes never keep running beside the next attempt.
  */
 import { spawn } from 'node:child_process';
@@ -39,24 +39,44 @@ export interface ShellResult {
 const TAIL_BYTES = 4096;
 const SPAWN_ERROR = '@@runwarden-spawn-error ';
 
-/** Group leader: runs the command, mirrors its exit, kills the group when the worker's pipe closes. */
+/** Single-quote `s` for a POSIX shell. */
+function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Group leader, a POSIX shell script (a shell starts in about a millisecond; a second Node process
+ * took ~100 ms per task). It runs the command with stdin from /dev/null, waits for it (a trapped
+ * SIGTERM/SIGINT/SIGHUP only interrupts the wait: the group's signal is meant for the command) and
+ * exits with its status (128+n when the command died of signal n, as shells report it). A watcher
+ * holds the worker's pipe on fd 3: when it reaches end-of-file (the worker is gone, even by
+ * kill -9) it sends the group SIGTERM, then SIGKILL after the grace period. The shell's own
+ * stderr is closed once the command has started, so its job notices ("Killed") stay out of the log.
+ * Arguments: grace in seconds, then the command's argv.
+ */
 const SUPERVISOR = `
-const { spawn } = require('node:child_process');
-const [argv, grace] = JSON.parse(process.argv[1]);
-for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(s, () => {});
-const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
-child.on('error', (e) => { process.stderr.write(${JSON.stringify(SPAWN_ERROR)} + e.message + '\\n'); process.exit(127); });
-child.on('exit', (code, sig) => {
-  if (sig) { process.removeAllListeners(sig); process.kill(process.pid, sig); }
-  else process.exit(code ?? 1);
-});
-const orphaned = () => {
-  try { process.kill(-process.pid, 'SIGTERM'); } catch {}
-  setTimeout(() => { try { process.kill(-process.pid, 'SIGKILL'); } catch {} }, grace).unref();
-};
-process.stdin.on('end', orphaned);
-process.stdin.on('error', orphaned);
-process.stdin.resume();
+grace=$1; shift
+trap : TERM INT HUP
+if ! command -v "$1" >/dev/null 2>&1; then
+  printf '%s%s: command not found or not executable\\n' ${shQuote(SPAWN_ERROR)} "$1" >&2
+  exit 127
+fi
+exec 3<&0
+(
+  trap : TERM INT HUP
+  while read -r _ <&3; do :; done
+  kill -TERM 0
+  sleep "$grace"
+  kill -KILL 0
+) </dev/null >/dev/null 2>&1 &
+"$@" </dev/null 3<&- &
+child=$!
+exec 3<&- 2>/dev/null
+while :; do
+  wait "$child"; status=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+exit "$status"
 `;
 
 function endStream(s: WriteStream): Promise<void> {
@@ -80,7 +100,8 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
     let spawnError: string | undefined;
-    const child = spawn(process.execPath, ['-e', SUPERVISOR, JSON.stringify([argv, opts.killGraceMs])], {
+    const graceSeconds = (Math.max(0, opts.killGraceMs) / 1000).toFixed(3);
+    const child = spawn('/bin/sh', ['-c', SUPERVISOR, 'runwarden-supervisor', graceSeconds, ...argv], {
       cwd: opts.cwd,
       env: opts.env as NodeJS.ProcessEnv,
       detached: true,
