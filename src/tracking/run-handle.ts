@@ -399,13 +399,19 @@ export class RunHandle {
       tags.push({ key: MLFLOW_TAGS.note, value: truncate(note, LIMITS.maxTagValueLength) });
     }
     try {
-      await this.logBatch([], [], tags);
-      await ok(
-        this.client.api.POST('/api/2.0/mlflow/runs/update', {
-          body: { run_id: this.runId, status, end_time: Date.now() },
-        }),
-      );
+      // Both at once (one round trip less per run): MLflow accepts tags on an ended run, and a
+      // refused tag batch must not leave the run RUNNING until the reaper finds it.
+      const [tagged, updated] = await Promise.allSettled([
+        this.logBatch([], [], tags),
+        ok(
+          this.client.api.POST('/api/2.0/mlflow/runs/update', {
+            body: { run_id: this.runId, status, end_time: Date.now() },
+          }),
+        ),
+      ]);
+      if (updated.status === 'rejected') throw updated.reason;
       this._status = status;
+      if (tagged.status === 'rejected') throw tagged.reason;
     } finally {
       untrackOpenRun(this);
     }

@@ -525,22 +525,42 @@ describe('RunHandle: flush failures', () => {
 });
 
 describe('RunHandle: end()', () => {
-  it('RunHandle: end() flushes buffered metrics before runs/update and writes closed_by and close_reason', async () => {
+  it('RunHandle: end() flushes buffered metrics first, then sends closed_by/close_reason and runs/update together', async () => {
     const h = newHandle();
     for (let i = 0; i < 3; i++) await h.logMetric('loss', i, { step: i });
     await h.end();
 
-    expect(fake.events.map((e) => e.op)).toEqual(['log-batch', 'log-batch', 'update']);
+    expect(fake.events).toHaveLength(3);
+    expect(fake.events[0]!.op).toBe('log-batch');
     expect((fake.events[0]!.body as LogBatch).metrics).toHaveLength(3);
-    const closeTags = tagsOf(fake.events[1]!.body as LogBatch);
+    const last = fake.events.slice(1);
+    expect(last.map((e) => e.op).sort()).toEqual(['log-batch', 'update']);
+    const closeTags = tagsOf(last.find((e) => e.op === 'log-batch')!.body as LogBatch);
     expect(closeTags['runwarden.closed_by']).toBe('owner');
     expect(closeTags['runwarden.close_reason']).toBe('completed');
-    const update = fake.events[2]!.body as { run_id: string; status: string; end_time: number };
+    const update = last.find((e) => e.op === 'update')!.body as {
+      run_id: string;
+      status: string;
+      end_time: number;
+    };
     expect(update.run_id).toBe('abc');
     expect(update.status).toBe('FINISHED');
     expect(Math.abs(update.end_time - Date.now())).toBeLessThan(5_000);
     expect(h.status).toBe('FINISHED');
     expect(h.pending).toBe(0);
+  });
+
+  it('RunHandle: end() when MLflow refuses the close tags still sets the terminal status, then throws the refusal', async () => {
+    const h = newHandle();
+    server.use(
+      http.post('*/api/2.0/mlflow/runs/log-batch', () =>
+        HttpResponse.json({ error_code: 'INVALID_PARAMETER_VALUE', message: 'tag refused' }, { status: 400 }),
+      ),
+    );
+    const err = await h.end('FINISHED').catch((e) => e);
+    expect(err).toBeInstanceOf(MlflowApiError);
+    expect(fake.status).toBe('FINISHED');
+    expect(h.status).toBe('FINISHED');
   });
 
   it('RunHandle: end() passes closedBy and reason through to the tags', async () => {
