@@ -8,6 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { uploadFile } from '../mlflow/artifacts.js';
@@ -104,6 +105,14 @@ export async function runAttempt(
   ctx: AttemptContext,
   log: Logger,
 ): Promise<AttemptOutcome> {
+  // Where an attempt's time goes, logged at debug level (`RUNWARDEN_LOG_LEVEL=debug`).
+  const phases: Record<string, number> = {};
+  let phaseStart = performance.now();
+  const phase = (name: string) => {
+    const now = performance.now();
+    phases[name] = Math.round((now - phaseStart) * 10) / 10;
+    phaseStart = now;
+  };
   const template = loadTemplate(settings.tasksDir, task.template);
   const experimentId = await experimentIdFor(client, task.experiment);
   // A first attempt has no predecessor; later ones close what a lost worker left RUNNING.
@@ -129,7 +138,9 @@ export async function runAttempt(
     experimentIds.delete(task.experiment);
     throw err;
   });
+  phase('startRun');
   await ctx.onRunStarted(experimentId, run.runId);
+  phase('recordRun');
   const progress = (fraction: number, message: string, phase: string) =>
     ctx.onEvent({ type: 'progress', fraction, message, phase, runId: run.runId });
   progress(0, 'preparing workspace', 'preparing');
@@ -147,6 +158,7 @@ export async function runAttempt(
     workspaceDir = ws.dir;
     const inputs = await materializeInputs(client, task.inputs, ws.inputsDir, signal);
     await writeConfig(ws, task.params, inputs);
+    phase('workspace');
     progress(0, template.python ? 'preparing the Python environment' : 'starting', 'preparing');
     const python = await ensurePythonEnv(template, settings.cacheDir, {
       signal,
@@ -168,6 +180,7 @@ export async function runAttempt(
         .then(f)
         .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'protocol line not stored'));
     };
+    phase('environment');
     progress(0, 'running', 'running');
     const result = await runCommand(argv, {
       cwd: ws.dir,
@@ -209,10 +222,12 @@ export async function runAttempt(
         }
       },
     });
+    phase('command');
     await pending;
     exitCode = result.exitCode;
     progress(1, 'storing results', 'finishing');
     const resultTags = await storeResults(client, run, ws, template, declared, exitCode, log);
+    phase('storeResults');
 
     if (result.aborted && timeout.aborted && !ctx.signal.aborted) {
       [status, kind, reason] = [
@@ -239,7 +254,7 @@ export async function runAttempt(
     } else {
       const tail = result.stderrTail.trim();
       const lastLine = tail.split('\n').at(-1) ?? '';
-      reason = `exit code ${exitCode ?? `signal ${result.signal}`}${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`;
+      reason = `${describeExit(exitCode, result.signal)}${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`;
       if (tail) reason += `\n\nstderr ends:\n${tail.slice(-1500)}`;
     }
     await run.end(status, {
@@ -248,6 +263,7 @@ export async function runAttempt(
       error: status === 'FAILED' ? new Error(reason) : undefined,
       tags: resultTags,
     });
+    phase('endRun');
   } catch (err) {
     const aborted = ctx.signal.aborted || timeout.aborted;
     status = aborted ? 'KILLED' : 'FAILED';
@@ -266,8 +282,20 @@ export async function runAttempt(
     if (run.status === 'RUNNING')
       await run.end('FAILED', { reason, closedBy: 'worker' }).catch(() => undefined);
     if (workspaceDir && !settings.keepWorkspaces) await rm(workspaceDir, { recursive: true, force: true });
+    phase('cleanup');
+    log.debug({ phases_ms: phases }, 'attempt timings');
   }
   return { status, kind, runId: run.runId, experimentId, exitCode, reason, metrics: latest };
+}
+
+/** `exit code 2`, or `exit code 137 (SIGKILL)` for a command that died of a signal. */
+export function describeExit(exitCode: number | null, signal: NodeJS.Signals | null): string {
+  if (exitCode === null) return `signal ${signal ?? 'unknown'}`;
+  const name =
+    exitCode > 128
+      ? Object.entries(osConstants.signals).find(([, n]) => n === exitCode - 128)?.[0]
+      : undefined;
+  return name ? `exit code ${exitCode} (${name})` : `exit code ${exitCode}`;
 }
 
 async function storeResults(
@@ -280,31 +308,39 @@ async function storeResults(
   log: Logger,
 ) {
   const tags: Record<string, string> = { 'runwarden.exit_code': String(exitCode ?? 'none') };
-  await run.logArtifact(ws.logsDir, 'logs');
-  for (const d of declared) {
-    try {
-      const rel = normalizeArtifactPath(d.path);
-      const abs = path.join(ws.dir, rel);
-      if (existsSync(abs)) await run.logArtifact(abs, d.dest ?? path.posix.dirname(rel).replace(/^\.$/, ''));
-      else log.warn({ path: d.path }, 'declared artifact does not exist');
-    } catch (err) {
-      log.warn({ path: d.path, err: (err as Error).message }, 'declared artifact refused');
+  // The archive is built and uploaded while the logs, declared artifacts and model go up.
+  const files = async () => {
+    await run.logArtifact(ws.logsDir, 'logs');
+    for (const d of declared) {
+      try {
+        const rel = normalizeArtifactPath(d.path);
+        const abs = path.join(ws.dir, rel);
+        if (existsSync(abs))
+          await run.logArtifact(abs, d.dest ?? path.posix.dirname(rel).replace(/^\.$/, ''));
+        else log.warn({ path: d.path }, 'declared artifact does not exist');
+      } catch (err) {
+        log.warn({ path: d.path, err: (err as Error).message }, 'declared artifact refused');
+      }
     }
-  }
-  if (template.model) {
-    const modelDir = path.join(ws.outputDir, template.model.path);
-    const exists = existsSync(modelDir);
-    tags['runwarden.model_exists'] = String(exists);
-    tags['runwarden.model_format'] = template.model.format;
-    if (exists) await run.logArtifact(modelDir, 'model');
-  }
-  const zipFile = path.join(path.dirname(ws.dir), `${path.basename(ws.dir)}.zip`);
-  try {
-    const z = await zipDirectory(ws.dir, zipFile);
-    await uploadFile(client, run.artifactUri, zipFile, { fileName: 'workspace.zip' });
-    tags['runwarden.workspace_zip_entries'] = String(z.entries);
-  } finally {
-    await rm(zipFile, { force: true });
-  }
+    if (template.model) {
+      const modelDir = path.join(ws.outputDir, template.model.path);
+      const exists = existsSync(modelDir);
+      tags['runwarden.model_exists'] = String(exists);
+      tags['runwarden.model_format'] = template.model.format;
+      if (exists) await run.logArtifact(modelDir, 'model');
+    }
+  };
+  const archive = async () => {
+    const zipFile = path.join(path.dirname(ws.dir), `${path.basename(ws.dir)}.zip`);
+    try {
+      const z = await zipDirectory(ws.dir, zipFile);
+      await uploadFile(client, run.artifactUri, zipFile, { fileName: 'workspace.zip' });
+      tags['runwarden.workspace_zip_entries'] = String(z.entries);
+    } finally {
+      await rm(zipFile, { force: true });
+    }
+  };
+  const [a, b] = await Promise.allSettled([files(), archive()]);
+  for (const r of [a, b]) if (r.status === 'rejected') throw r.reason;
   return tags;
 }
