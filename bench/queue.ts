@@ -5,8 +5,9 @@
  * being RUNNING in MLflow (the run's start_time minus the task's enqueue time) measured on tasks
  * enqueued one at a time into idle workers, so queueing behind a backlog is not counted as
  * latency. Baselines measured in the same run on the same
- * servers: raw BullMQ no-op jobs (what the queue alone allows) and raw MLflow create-run +
- * close-run calls with the same parallelism (what the tracking server allows). Ratios printed.
+ * servers: raw BullMQ no-op jobs (what the queue alone allows), raw MLflow create-run +
+ * close-run calls with the same parallelism (the issue's MLflow-bound baseline), and the seven
+ * MLflow requests a task makes replayed directly (the task-shaped floor). Ratios printed.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createMlflowClient, getOrCreateExperiment } from '../src/index.js';
+import { uploadBytes } from '../src/mlflow/artifacts.js';
 import { ok } from '../src/mlflow/client.js';
 import { TaskQueue } from '../src/queue/task-queue.js';
 import { repoRoot, startMlflowServer, startRedisServer } from '../src/stack/services.js';
@@ -42,11 +44,11 @@ async function rawBullmq(redisUrl: string, workers: number): Promise<number> {
   const finished = new Promise<void>((resolve) => {
     resolveAll = resolve;
   });
+  const connections: Redis[] = [];
   const ws = Array.from({ length: workers }, () => {
-    const w = new Worker('raw', async () => undefined, {
-      connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
-      prefix,
-    });
+    const own = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    connections.push(own);
+    const w = new Worker('raw', async () => undefined, { connection: own, prefix });
     w.on('completed', () => {
       if (++done === TASKS) resolveAll();
     });
@@ -58,7 +60,7 @@ async function rawBullmq(redisUrl: string, workers: number): Promise<number> {
   const rate = TASKS / ((performance.now() - t0) / 1000);
   await Promise.all(ws.map((w) => w.close()));
   await queue.close();
-  connection.disconnect();
+  for (const c of [connection, ...connections]) c.disconnect();
   return rate;
 }
 
@@ -80,6 +82,56 @@ async function rawMlflow(trackingUri: string, parallel: number): Promise<number>
             body: { run_id: run.run!.info!.run_id!, status: 'FINISHED', end_time: Date.now() },
           }),
         );
+      }
+    }),
+  );
+  return TASKS / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * The MLflow requests one runwarden task makes, sent directly with the same overlap the worker
+ * uses: create the run (with its tags), log the params, upload stdout.log, stderr.log and
+ * workspace.zip together, then send the closing tags and the status together. This is the floor
+ * MLflow puts under a task that keeps everything the issue asks of it; the gap between it and
+ * runwarden is the queue, the process, the workspace and the archive.
+ */
+async function rawMlflowTaskShaped(trackingUri: string, parallel: number): Promise<number> {
+  const client = createMlflowClient({ trackingUri });
+  const { experimentId } = await getOrCreateExperiment(client, `bench-raw-task-${Date.now()}`);
+  const startTags = Array.from({ length: 14 }, (_, i) => ({ key: `runwarden.t${i}`, value: `value-${i}` }));
+  const endTags = Array.from({ length: 4 }, (_, i) => ({ key: `runwarden.e${i}`, value: `value-${i}` }));
+  const zip = new Uint8Array(1_200).fill(7);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < TASKS) {
+        const i = next++;
+        const run = await ok(
+          client.api.POST('/api/2.0/mlflow/runs/create', {
+            body: { experiment_id: experimentId, start_time: Date.now(), tags: startTags },
+          }),
+        );
+        const runId = run.run!.info!.run_id!;
+        const uri = run.run!.info!.artifact_uri!;
+        await ok(
+          client.api.POST('/api/2.0/mlflow/runs/log-batch', {
+            body: { run_id: runId, params: [{ key: 'n', value: String(i) }] },
+          }),
+        );
+        await Promise.all([
+          uploadBytes(client, uri, 'logs/stdout.log', '@@runwarden {"progress":1}\n'),
+          uploadBytes(client, uri, 'logs/stderr.log', ''),
+          uploadBytes(client, uri, 'workspace.zip', zip),
+        ]);
+        await Promise.all([
+          ok(client.api.POST('/api/2.0/mlflow/runs/log-batch', { body: { run_id: runId, tags: endTags } })),
+          ok(
+            client.api.POST('/api/2.0/mlflow/runs/update', {
+              body: { run_id: runId, status: 'FINISHED', end_time: Date.now() },
+            }),
+          ),
+        ]);
       }
     }),
   );
@@ -160,23 +212,27 @@ async function main() {
   const [mlflow, redis] = await Promise.all([startMlflowServer(), startRedisServer()]);
   try {
     const rows: string[][] = [];
-    const results: Record<number, { rate: number; p50: number; p99: number; mlflow: number; bull: number }> =
-      {};
+    const results: Record<
+      number,
+      { rate: number; p50: number; p99: number; mlflow: number; shaped: number; bull: number }
+    > = {};
     for (const workers of [1, 4]) {
       process.stderr.write(`  ${workers} worker(s): raw BullMQ, raw MLflow, runwarden...\n`);
       const bull = await rawBullmq(redis.url, workers);
       const ml = await rawMlflow(mlflow.url, workers);
+      const shaped = await rawMlflowTaskShaped(mlflow.url, workers);
       const rw = await runwarden(mlflow.url, redis.url, workers);
       if (rw.failed || rw.runs !== TASKS)
         throw new Error(`${rw.failed} tasks failed, ${rw.runs} runs found of ${TASKS}`);
-      results[workers] = { rate: rw.rate, p50: rw.p50, p99: rw.p99, mlflow: ml, bull };
+      results[workers] = { rate: rw.rate, p50: rw.p50, p99: rw.p99, mlflow: ml, shaped, bull };
       rows.push([`${workers}`, 'raw BullMQ no-op jobs', bull.toFixed(0), '', '', '']);
       rows.push([`${workers}`, 'raw MLflow create+close run', ml.toFixed(0), '', '', '']);
+      rows.push([`${workers}`, "raw MLflow, a task's 7 requests", shaped.toFixed(1), '', '', '']);
       rows.push([
         `${workers}`,
         'runwarden tasks (noop template)',
         rw.rate.toFixed(1),
-        `${((rw.rate / ml) * 100).toFixed(0)}% of MLflow-bound`,
+        `${((rw.rate / ml) * 100).toFixed(0)}% of create+close; ${((rw.rate / shaped) * 100).toFixed(0)}% of task-shaped`,
         rw.p50.toFixed(0),
         rw.p99.toFixed(0),
       ]);
@@ -192,8 +248,17 @@ async function main() {
     process.stdout.write(
       `target p50 enqueue→RUNNING <= 50 ms: ${p50 <= 50 ? 'MET' : 'NOT MET'} (worst p50 ${p50.toFixed(0)} ms)\n`,
     );
+    const shapedShare = Math.min(...Object.values(results).map((r) => r.rate / r.shaped));
+    const ceilings = Object.entries(results)
+      .map(([w, r]) => `${((r.shaped / r.mlflow) * 100).toFixed(0)}% with ${w} worker(s)`)
+      .join(', ');
     process.stdout.write(
-      `target throughput >= 80% of MLflow-bound baseline: ${share >= 0.8 ? 'MET' : 'NOT MET'} (worst ${(share * 100).toFixed(0)}%)\n`,
+      `target throughput >= 80% of MLflow-bound baseline (create+close): ${share >= 0.8 ? 'MET' : 'NOT MET'} (worst ${(share * 100).toFixed(0)}%)\n`,
+    );
+    process.stdout.write(
+      `  a task's own seven MLflow requests, sent directly, reach only ${ceilings} of create+close: that is the ceiling for ` +
+        `any worker that stores params, both logs, workspace.zip and closing tags. runwarden reaches ` +
+        `${(shapedShare * 100).toFixed(0)}% of that task-shaped baseline (worst row)\n`,
     );
   } finally {
     await Promise.all([mlflow.stop(), redis.stop()]);
