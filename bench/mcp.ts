@@ -26,6 +26,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -174,13 +175,33 @@ async function createRun(base: string): Promise<string> {
 
 type Call = () => Promise<void>;
 
+/**
+ * The REST baseline uses the connection policy runwarden's transport uses for a loopback MLflow: a
+ * fresh connection per request. A reused (keep-alive) connection to MLflow's uvicorn waits ~40 ms
+ * per request for a delayed ACK (see docs/library.md, keep-alive), which would make the baseline
+ * slower than the MCP paths and the overhead negative.
+ */
 function restCall(base: string, runId: string): Call {
   const url = `${base}/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(runId)}`;
-  return async () => {
-    const res = await fetch(url);
-    const body = (await res.json()) as { run?: { info?: { run_id?: string } } };
-    if (!res.ok || body.run?.info?.run_id !== runId) throw new Error(`REST runs/get answered ${res.status}`);
-  };
+  const agent = new http.Agent({ keepAlive: false });
+  return () =>
+    new Promise<void>((resolve, reject) => {
+      http
+        .get(url, { agent }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+              run?: { info?: { run_id?: string } };
+            };
+            if (res.statusCode !== 200 || body.run?.info?.run_id !== runId)
+              reject(new Error(`REST runs/get answered ${res.statusCode}`));
+            else resolve();
+          });
+        })
+        .on('error', reject);
+    });
 }
 
 function checkToolResult(result: unknown, runId: string, path: PathId): void {
