@@ -165,26 +165,15 @@ export async function readArtifact(
   maxBytes: number,
 ): Promise<{ bytes: Buffer; truncated: boolean }> {
   const rel = normalizeArtifactPath(artifactPath);
+  // One byte past the cap is enough to know the file is longer; the rest is never read.
   const res = await client.transport.send(
     () => ({ url: `${artifactBaseUrl(client, artifactUri)}/${encodePath(rel)}`, init: { method: 'GET' } }),
-    { retry: true, timeoutMs: client.artifactTimeoutMs },
+    { retry: true, timeoutMs: client.artifactTimeoutMs, maxBodyBytes: maxBytes + 1 },
   );
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let truncated = false;
-  if (res.body) {
-    for await (const chunk of Readable.fromWeb(res.body as WebReadableStream)) {
-      const buf = chunk as Buffer;
-      if (size + buf.length > maxBytes) {
-        chunks.push(buf.subarray(0, maxBytes - size));
-        truncated = true;
-        break;
-      }
-      chunks.push(buf);
-      size += buf.length;
-    }
-  }
-  return { bytes: Buffer.concat(chunks), truncated };
+  const all = Buffer.from(await res.arrayBuffer());
+  return all.length > maxBytes
+    ? { bytes: all.subarray(0, maxBytes), truncated: true }
+    : { bytes: all, truncated: false };
 }
 
 /** List a run's artifacts under `artifactPath`, recursing into folders when `recursive`. */

@@ -26,10 +26,6 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
-export function isTransientStatus(status: number): boolean {
-  return TRANSIENT_STATUS.has(status);
-}
-
 /** Delay before retry number `attempt` (1-based): full jitter over an exponential ceiling. */
 export function backoffDelay(policy: RetryPolicy, attempt: number, retryAfterMs?: number): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));

@@ -145,14 +145,16 @@ export interface SendOptions {
   timeoutMs?: number;
   /** Caller's cancellation. */
   signal?: AbortSignal;
+  /** Read at most this many bytes of the answer (the rest is dropped with the connection). */
+  maxBodyBytes?: number;
 }
 
 export interface Transport {
   /** A `fetch` for openapi-fetch: throws typed errors, never returns a non-2xx response. */
   fetch: (input: Request) => Promise<Response>;
   /**
-   * Send a request built fresh for every attempt (so streamed bodies can be re-created).
-   * Returns the 2xx response with its body unread; throws typed errors otherwise.
+   * Send a request built fresh for every attempt. Returns the 2xx response (its body buffered,
+   * unless a caller-supplied fetch streams it); throws typed errors otherwise.
    */
   send: (
     build: (attempt: number) => { url: string; init: RequestInit },
@@ -176,21 +178,46 @@ export interface Transport {
   readonly trackingUri: string;
 }
 
-/** A fetch-shaped call for buffered bodies; streamed request bodies go to `fetch` itself. */
-type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+/**
+ * A fetch-shaped call. The built-in one buffers the answer, reading at most `maxBodyBytes` of it
+ * (the rest is dropped with the connection); a caller-supplied `fetch` ignores the cap.
+ */
+type FetchLike = (url: string, init: RequestInit, maxBodyBytes?: number) => Promise<Response>;
+
+/** node:http's response headers as a `Headers` (repeated headers kept). */
+function headersOf(res: http.IncomingMessage): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(res.headers)) {
+    if (typeof v === 'string') h.set(k, v);
+    else if (Array.isArray(v)) for (const one of v) h.append(k, one);
+  }
+  return h;
+}
+
+/** A buffered node:http answer as a `Response` (no body for 204/205/304, which forbid one). */
+function toResponse(res: http.IncomingMessage, body: Buffer): Response {
+  const status = res.statusCode ?? 0;
+  const noBody = status === 204 || status === 205 || status === 304;
+  return new Response(noBody ? null : body, {
+    status,
+    statusText: res.statusMessage,
+    headers: headersOf(res),
+  });
+}
 
 /**
- * MLflow's JSON calls over node:http(s) with the whole answer buffered, wrapped as a `Response`.
+ * MLflow's JSON calls over node:http(s) with the answer buffered, wrapped as a `Response`.
  * undici's fetch costs about a millisecond more per call than node:http here (WHATWG streams on
  * both sides of a few-KB exchange), and every tool call and task pays it several times over.
+ * Request bodies are strings or bytes; files go through `putFile`.
  */
-function bufferedHttpFetch(agents: { http: http.Agent; https: https.Agent }): FetchLike {
-  return (url, init) => {
-    const body = init.body;
-    if (body != null && typeof body !== 'string' && !(body instanceof Uint8Array)) {
-      return globalThis.fetch(url, init);
-    }
-    return new Promise<Response>((resolve, reject) => {
+function bufferedHttpFetch(agentFor: (protocol: string) => http.Agent): FetchLike {
+  return (url, init, maxBodyBytes = Number.POSITIVE_INFINITY) =>
+    new Promise<Response>((resolve, reject) => {
+      const body = init.body;
+      if (body != null && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+        throw new TypeError('the MLflow transport sends string or byte bodies; stream files with putFile');
+      }
       const target = new URL(url);
       const headers: Record<string, string | number> = {};
       new Headers(init.headers).forEach((v, k) => {
@@ -198,45 +225,39 @@ function bufferedHttpFetch(agents: { http: http.Agent; https: https.Agent }): Fe
       });
       const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
       if (payload) headers['content-length'] = payload.byteLength;
-      const secure = target.protocol === 'https:';
-      const req = (secure ? https : http).request(
+      const req = (target.protocol === 'https:' ? https : http).request(
         target,
         {
           method: init.method ?? 'GET',
           headers,
-          agent: secure ? agents.https : agents.http,
+          agent: agentFor(target.protocol),
           signal: init.signal ?? undefined,
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
-          res.on('end', () => {
-            const h = new Headers();
-            for (const [k, v] of Object.entries(res.headers)) {
-              if (typeof v === 'string') h.set(k, v);
-              else if (Array.isArray(v)) for (const one of v) h.append(k, one);
-            }
-            const status = res.statusCode ?? 0;
-            const noBody = status === 204 || status === 205 || status === 304;
+          let size = 0;
+          const done = () => {
             try {
-              resolve(
-                new Response(noBody ? null : Buffer.concat(chunks), {
-                  status,
-                  statusText: res.statusMessage,
-                  headers: h,
-                }),
-              );
+              resolve(toResponse(res, Buffer.concat(chunks)));
             } catch (err) {
               reject(err);
             }
+          };
+          res.on('data', (c: Buffer) => {
+            chunks.push(c);
+            size += c.length;
+            if (size >= maxBodyBytes) {
+              res.destroy();
+              done();
+            }
           });
+          res.on('error', reject);
+          res.on('end', done);
         },
       );
       req.on('error', reject);
       req.end(payload);
     });
-  };
 }
 
 export function createTransport(opts: TransportOptions): Transport {
@@ -244,26 +265,35 @@ export function createTransport(opts: TransportOptions): Transport {
   const keepAlive = resolveKeepAlive(opts.keepAlive, opts.trackingUri);
   const agents = { http: new http.Agent({ keepAlive }), https: new https.Agent({ keepAlive }) };
   const agentFor = (protocol: string) => (protocol === 'https:' ? agents.https : agents.http);
-  const doFetch: FetchLike = opts.fetch ?? bufferedHttpFetch(agents);
+  // The built-in fetch has the whole answer when it resolves, so its timer can be cleared then; a
+  // caller's fetch may still be reading the body, so its timer stays armed.
+  const buffered = !opts.fetch;
+  const doFetch: FetchLike = opts.fetch ?? bufferedHttpFetch(agentFor);
   const log = opts.logger ?? silentLogger;
 
-  async function once(url: string, init: RequestInit, timeoutMs: number, signal?: AbortSignal) {
+  async function once(
+    url: string,
+    init: RequestInit,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    maxBodyBytes?: number,
+  ) {
     const method = (init.method ?? 'GET').toUpperCase();
     const endpoint = describeEndpoint(method, url);
     const headers = new Headers(init.headers);
     if (auth && !headers.has('authorization')) headers.set('authorization', auth);
     if (!keepAlive) headers.set('connection', 'close');
     // One controller for both the timeout and the caller's signal (cheaper than
-    // AbortSignal.timeout + AbortSignal.any on every call). The timer stays armed while the body
-    // is read; aborting a finished request is harmless.
+    // AbortSignal.timeout + AbortSignal.any on every call).
     const ac = new AbortController();
     let timedOut = false;
-    if (timeoutMs > 0) {
-      setTimeout(() => {
-        timedOut = true;
-        ac.abort();
-      }, timeoutMs).unref();
-    }
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            ac.abort();
+          }, timeoutMs).unref()
+        : undefined;
     const forward = () => ac.abort(signal?.reason);
     if (signal) {
       if (signal.aborted) throw signal.reason;
@@ -271,14 +301,16 @@ export function createTransport(opts: TransportOptions): Transport {
     }
     let res: Response;
     try {
-      res = await doFetch(url, { ...init, headers, signal: ac.signal });
+      res = await doFetch(url, { ...init, headers, signal: ac.signal }, maxBodyBytes);
     } catch (err) {
+      clearTimeout(timer);
       if (signal?.aborted) throw signal.reason ?? err;
       const detail = timedOut ? `no answer within ${timeoutMs} ms` : describeNetworkError(err);
       throw new MlflowUnreachableError(endpoint, detail, err);
     } finally {
       signal?.removeEventListener('abort', forward);
     }
+    if (buffered) clearTimeout(timer);
     if (!res.ok) throw await errorFromResponse(res, endpoint);
     return res;
   }
@@ -293,7 +325,7 @@ export function createTransport(opts: TransportOptions): Transport {
       policy,
       (attempt) => {
         const { url, init } = attempt === 0 ? first : build(attempt);
-        return once(url, init, timeoutMs, sendOpts.signal);
+        return once(url, init, timeoutMs, sendOpts.signal, sendOpts.maxBodyBytes);
       },
       {
         signal: sendOpts.signal,
@@ -327,11 +359,17 @@ export function createTransport(opts: TransportOptions): Transport {
         headers['content-length'] = io.source.size;
       }
       if (auth) headers.authorization = auth;
+      // Network failures become MlflowUnreachableError; local file errors (ENOSPC, EACCES) stay
+      // as they are, since no retry or tracking URI fixes them.
       const fail = (err: Error) => {
         if (signal?.aborted) return reject(signal.reason ?? err);
-        if (err instanceof MlflowApiError) return reject(err);
-        const code = (err as { code?: string }).code;
-        reject(new MlflowUnreachableError(endpoint, code ? `${code}: ${err.message}` : err.message, err));
+        reject(new MlflowUnreachableError(endpoint, describeNetworkError(err), err));
+      };
+      let localError: Error | undefined;
+      const failLocal = (err: Error) => {
+        localError ??= err;
+        req.destroy(err);
+        reject(err);
       };
       const req = (target.protocol === 'https:' ? https : http).request(
         target,
@@ -345,27 +383,30 @@ export function createTransport(opts: TransportOptions): Transport {
               res.on('error', fail);
               return;
             }
-            pipeline(res, createWriteStream(io.sink)).then(() => resolve(), fail);
+            const file = createWriteStream(io.sink);
+            file.on('error', failLocal);
+            pipeline(res, file).then(
+              () => resolve(),
+              (err: Error) => (localError ? undefined : fail(err)),
+            );
             return;
           }
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', fail);
           res.on('end', () => {
-            const h = new Headers();
-            for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
-            errorFromResponse(new Response(Buffer.concat(chunks), { status, headers: h }), endpoint).then(
-              reject,
-              reject,
-            );
+            errorFromResponse(toResponse(res, Buffer.concat(chunks)), endpoint).then(reject, reject);
           });
         },
       );
       if (timeoutMs > 0)
         req.setTimeout(timeoutMs, () => req.destroy(new Error(`no progress for ${timeoutMs} ms`)));
-      req.on('error', fail);
-      if (io.source) pipeline(createReadStream(io.source.path), req).catch(() => undefined);
-      else req.end();
+      req.on('error', (err) => (localError ? undefined : fail(err)));
+      if (io.source) {
+        const file = createReadStream(io.source.path);
+        file.on('error', failLocal);
+        pipeline(file, req).catch(() => undefined);
+      } else req.end();
     });
 
   const retrying = (what: string, signal: AbortSignal | undefined, fn: () => Promise<void>) =>

@@ -1,16 +1,21 @@
 // Covers src/mlflow/transport.ts on real sockets (no msw): a local node:http server stands in for
 // MLflow, so the node:http path with buffered answers is exercised end to end, including a refused
 // connection, keep-alive off for loopback, request bodies and a retried 503.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MlflowApiError, MlflowUnreachableError } from '../../src/errors/index.js';
+import { readArtifact } from '../../src/mlflow/artifacts.js';
 import { createMlflowClient, ok } from '../../src/mlflow/client.js';
 
 let server: http.Server;
 let base = '';
 const seen: { method: string; url: string; body: string; connection?: string }[] = [];
 let failNext = 0;
+let bigBytesSent = 0;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -26,6 +31,27 @@ beforeAll(async () => {
       if (failNext > 0) {
         failNext--;
         res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
+        return;
+      }
+      if (req.url === '/api/2.0/mlflow-artifacts/artifacts/1/r1/artifacts/big.bin') {
+        // 8 MB in 64 KB writes; a reader that stops early closes the connection.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        let sent = 0;
+        const more = () => {
+          while (sent < 8 * 1024 * 1024) {
+            sent += 65_536;
+            if (!res.write(Buffer.alloc(65_536, 1))) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        res.on('close', () => {
+          bigBytesSent = sent;
+        });
+        more();
+        return;
+      }
+      if (req.url?.startsWith('/api/2.0/mlflow-artifacts/artifacts/1/r1/artifacts/out.bin')) {
+        res.writeHead(200).end(Buffer.alloc(1000, 2));
         return;
       }
       if (req.url?.startsWith('/api/2.0/mlflow/runs/get')) {
@@ -83,6 +109,50 @@ describe('transport on real sockets', () => {
     );
     expect(err).toBeInstanceOf(MlflowApiError);
     expect((err as MlflowApiError).errorCode).toBe('HTTP_404');
+  });
+
+  it('readArtifact: an 8 MB file with a 1,000-byte cap comes back as 1,000 bytes, truncated, and is not read to the end', async () => {
+    const { bytes, truncated } = await readArtifact(
+      client(),
+      'mlflow-artifacts:/1/r1/artifacts',
+      'big.bin',
+      1_000,
+    );
+    expect(bytes.length).toBe(1_000);
+    expect(truncated).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bigBytesSent).toBeLessThan(8 * 1024 * 1024);
+  });
+
+  it('readArtifact: a file within the cap comes back whole and not truncated', async () => {
+    const { bytes, truncated } = await readArtifact(
+      client(),
+      'mlflow-artifacts:/1/r1/artifacts',
+      'out.bin',
+      1_000,
+    );
+    expect(bytes.length).toBe(1_000);
+    expect(truncated).toBe(false);
+  });
+
+  it('transport: a local file error while downloading (ENOTDIR) is thrown as it is, once, not as MLflow unreachable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rw-sock-'));
+    try {
+      const notADir = join(dir, 'file');
+      writeFileSync(notADir, 'x');
+      seen.length = 0;
+      const err = await client()
+        .transport.getToFile(
+          `${base}/api/2.0/mlflow-artifacts/artifacts/1/r1/artifacts/out.bin`,
+          join(notADir, 'out.bin'),
+        )
+        .catch((e: unknown) => e);
+      expect(err).not.toBeInstanceOf(MlflowUnreachableError);
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOTDIR');
+      expect(seen).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('transport: nothing listening becomes MlflowUnreachableError naming ECONNREFUSED', async () => {
