@@ -1,7 +1,5 @@
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { RunwardenError } from '../errors/index.js';
 import { type FileInfo, type MlflowClient, ok } from './client.js';
 import { encodePath, joinArtifactPath, normalizeArtifactPath } from './paths.js';
