@@ -139,11 +139,8 @@ export async function runAttempt(
     throw err;
   });
   phase('startRun');
-  await ctx.onRunStarted(experimentId, run.runId);
-  phase('recordRun');
-  const progress = (fraction: number, message: string, phase: string) =>
-    ctx.onEvent({ type: 'progress', fraction, message, phase, runId: run.runId });
-  progress(0, 'preparing workspace', 'preparing');
+  const progress = (fraction: number, message: string, stage: string) =>
+    ctx.onEvent({ type: 'progress', fraction, message, phase: stage, runId: run.runId });
 
   const timeout = AbortSignal.timeout(task.timeoutSeconds * 1000);
   const signal = AbortSignal.any([ctx.signal, timeout]);
@@ -154,6 +151,9 @@ export async function runAttempt(
   let exitCode: number | null = null;
   const latest: Record<string, number> = {};
   try {
+    await ctx.onRunStarted(experimentId, run.runId);
+    phase('recordRun');
+    progress(0, 'preparing workspace', 'preparing');
     const ws = await createWorkspace(template, settings.workDir, `${task.taskId}-a${ctx.attempt}`);
     workspaceDir = ws.dir;
     const inputs = await materializeInputs(client, task.inputs, ws.inputsDir, signal);
@@ -223,30 +223,16 @@ export async function runAttempt(
       },
     });
     phase('command');
+    if (result.logError) log.warn({ err: result.logError }, 'the command log is incomplete');
     await pending;
     exitCode = result.exitCode;
     progress(1, 'storing results', 'finishing');
     const resultTags = await storeResults(client, run, ws, template, declared, exitCode, log);
     phase('storeResults');
 
-    if (result.aborted && timeout.aborted && !ctx.signal.aborted) {
-      [status, kind, reason] = [
-        'KILLED',
-        'timeout',
-        `timed out after ${task.timeoutSeconds} s; process group killed`,
-      ];
-    } else if (result.aborted && ctx.signal.reason === SHUTDOWN_REASON) {
-      [status, kind, reason] = [
-        'KILLED',
-        'shutdown',
-        'the worker shut down; the task goes back to the queue',
-      ];
-    } else if (result.aborted) {
-      [status, kind, reason] = [
-        'KILLED',
-        'cancelled',
-        `cancelled: ${String(ctx.signal.reason ?? 'by request')}`,
-      ];
+    const stopped = result.aborted ? stopKind(ctx.signal, timeout) : undefined;
+    if (stopped) {
+      [status, kind, reason] = ['KILLED', stopped, stopReason(stopped, ctx.signal, task.timeoutSeconds)];
     } else if (result.spawnError) {
       reason = `could not start ${argv[0]}: ${result.spawnError}`;
     } else if (exitCode === 0) {
@@ -265,22 +251,20 @@ export async function runAttempt(
     });
     phase('endRun');
   } catch (err) {
-    const aborted = ctx.signal.aborted || timeout.aborted;
-    status = aborted ? 'KILLED' : 'FAILED';
-    kind = !aborted
-      ? 'failed'
-      : timeout.aborted
-        ? 'timeout'
-        : ctx.signal.reason === SHUTDOWN_REASON
-          ? 'shutdown'
-          : 'cancelled';
-    reason = `${aborted ? 'stopped while preparing' : 'could not run'}: ${(err as Error).message}`;
-    await run
-      .end(status, { reason, closedBy: 'worker', error: status === 'FAILED' ? err : undefined })
-      .catch(() => undefined);
+    if (run.status !== 'RUNNING') {
+      // The run got its status and only a closing tag was refused: the outcome above stands.
+      log.warn({ err: (err as Error).message }, 'run ended, but its closing tags were not stored');
+    } else {
+      const stopped = stopKind(ctx.signal, timeout);
+      [status, kind] = stopped ? ['KILLED', stopped] : ['FAILED', 'failed'];
+      reason = stopped
+        ? `${stopReason(stopped, ctx.signal, task.timeoutSeconds)} (${(err as Error).message})`
+        : `could not run: ${(err as Error).message}`;
+      await run
+        .end(status, { reason, closedBy: 'worker', error: status === 'FAILED' ? err : undefined })
+        .catch(() => undefined);
+    }
   } finally {
-    if (run.status === 'RUNNING')
-      await run.end('FAILED', { reason, closedBy: 'worker' }).catch(() => undefined);
     if (workspaceDir && !settings.keepWorkspaces) await rm(workspaceDir, { recursive: true, force: true });
     phase('cleanup');
     log.debug({ phases_ms: phases }, 'attempt timings');
@@ -288,8 +272,23 @@ export async function runAttempt(
   return { status, kind, runId: run.runId, experimentId, exitCode, reason, metrics: latest };
 }
 
+/** Why an attempt was stopped: the worker's signal (cancel or shutdown) wins over its own timeout. */
+function stopKind(
+  signal: AbortSignal,
+  timeout: AbortSignal,
+): 'timeout' | 'shutdown' | 'cancelled' | undefined {
+  if (signal.aborted) return signal.reason === SHUTDOWN_REASON ? 'shutdown' : 'cancelled';
+  return timeout.aborted ? 'timeout' : undefined;
+}
+
+function stopReason(kind: 'timeout' | 'shutdown' | 'cancelled', signal: AbortSignal, timeoutSeconds: number) {
+  if (kind === 'timeout') return `timed out after ${timeoutSeconds} s; process group killed`;
+  if (kind === 'shutdown') return 'the worker shut down; the task goes back to the queue';
+  return `cancelled: ${String(signal.reason ?? 'by request')}`;
+}
+
 /** `exit code 2`, or `exit code 137 (SIGKILL)` for a command that died of a signal. */
-export function describeExit(exitCode: number | null, signal: NodeJS.Signals | null): string {
+function describeExit(exitCode: number | null, signal: NodeJS.Signals | null): string {
   if (exitCode === null) return `signal ${signal ?? 'unknown'}`;
   const name =
     exitCode > 128

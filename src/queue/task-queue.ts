@@ -82,7 +82,9 @@ export class TaskQueue {
     const prior = await this.queue.getJob(task.taskId);
     if (prior) return { task: prior.data.task, existing: true, info: await this.info(task.taskId, prior) };
     await checkInputs(this.opts.client, task.inputs);
-    await this.redis.del(this.keys.cancel(task.taskId));
+    // The job is gone (cancelled before it started, or removed by age): its old record and cancel
+    // marker must not describe the new task.
+    await this.redis.del(this.keys.cancel(task.taskId), this.keys.task(task.taskId));
     await this.records.saveSpec(task);
     await this.redis
       .multi()

@@ -59,6 +59,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
 
   const processor = async (job: Job<TaskJobData>, token: string | undefined, signal?: AbortSignal) => {
     const task = job.data.task;
+    // Numbers the attempt's run (every start gets its own); retries are counted by attemptsMade,
+    // as BullMQ does, so a shutdown requeue does not use up an attempt.
     const attempt = job.attemptsStarted;
     const cancel = await records.cancelRequest(task.taskId);
     if (cancel) {
@@ -105,13 +107,24 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         exit_code: out.exitCode,
         metrics: out.metrics,
       };
-      const publishEnd = (state: string) =>
-        publisher.publish(
-          k.events(task.taskId),
-          JSON.stringify({ type: 'status', state, reason: out.reason, runId: out.runId }),
+      // The run is closed by now: bookkeeping that fails must not turn into a BullMQ retry (a
+      // second run) or replace the UnrecoverableError below.
+      const bestEffort = (what: string, p: Promise<unknown>) =>
+        p.catch((err: unknown) =>
+          log.warn({ task: task.taskId, err: (err as Error).message }, `${what} failed`),
         );
+      const publishEnd = (state: string) =>
+        bestEffort(
+          'publishing the end event',
+          publisher.publish(
+            k.events(task.taskId),
+            JSON.stringify({ type: 'status', state, reason: out.reason, runId: out.runId }),
+          ),
+        );
+      const finish = (state: 'completed' | 'failed' | 'cancelled') =>
+        bestEffort('recording the final state', records.finish(task.taskId, state, out.reason, result));
       if (out.kind === 'completed') {
-        await records.finish(task.taskId, 'completed', out.reason, result);
+        await finish('completed');
         await publishEnd('completed');
         return result;
       }
@@ -122,9 +135,9 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         throw new DelayedError();
       }
       const final = out.kind === 'cancelled' ? 'cancelled' : 'failed';
-      const lastAttempt = attempt >= (job.opts.attempts ?? 1);
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (final === 'cancelled' || !task.retryOnFailure || out.kind === 'timeout' || lastAttempt) {
-        await records.finish(task.taskId, final, out.reason, result);
+        await finish(final);
         await publishEnd(final);
         throw new UnrecoverableError(out.reason);
       }
@@ -148,11 +161,12 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     prefix: k.bullPrefix,
     concurrency: opts.concurrency,
     // Training runs in child processes, so the event loop stays free and the 30 s lock renews;
-    // a dead worker's job is re-delivered after one stall, and at most 5 starts are allowed.
+    // a dead worker's job is re-delivered after one stall.
     lockDuration: opts.lockMs ?? 30_000,
     stalledInterval: opts.lockMs ?? 30_000,
     maxStalledCount: 2,
-    maxStartedAttempts: 5,
+    // Room for the most attempts a spec may ask for (10) plus shutdown requeues and stalls.
+    maxStartedAttempts: 15,
   });
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
   worker.on('failed', (job, err) =>

@@ -17,6 +17,7 @@ const LOCK_STALE_MS = 60 * 60_000;
 function run(cmd: string, args: string[], log: string, signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
     const out = createWriteStream(log, { flags: 'a' });
+    out.on('error', reject);
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
     child.stdout.pipe(out, { end: false });
     child.stderr.pipe(out, { end: false });

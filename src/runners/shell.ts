@@ -34,6 +34,8 @@ export interface ShellResult {
   stderrTail: string;
   /** A spawn failure (command not found...). */
   spawnError?: string;
+  /** Writing a log file failed (disk full...): the command still ran, its log is incomplete. */
+  logError?: string;
 }
 
 const TAIL_BYTES = 4096;
@@ -80,7 +82,7 @@ exit "$status"
 `;
 
 function endStream(s: WriteStream): Promise<void> {
-  return new Promise((resolve) => s.end(resolve));
+  return new Promise((resolve) => (s.destroyed ? resolve() : s.end(resolve)));
 }
 
 /** Send `sig` to the process group led by `pid`; ignore "no such process". */
@@ -96,6 +98,9 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
   return new Promise((resolve) => {
     const out = createWriteStream(opts.stdoutLog);
     const err = createWriteStream(opts.stderrLog);
+    // A log that cannot be written (ENOSPC) must not crash the worker and its other tasks.
+    let logError: string | undefined;
+    for (const s of [out, err]) s.on('error', (e) => (logError ??= `${s.path}: ${e.message}`));
     let tail = '';
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
@@ -146,7 +151,7 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
       opts.signal.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
       await Promise.all([endStream(out), endStream(err)]);
-      resolve({ exitCode: code, signal: sig, aborted, stderrTail: tail, spawnError });
+      resolve({ exitCode: code, signal: sig, aborted, stderrTail: tail, spawnError, logError });
     });
   });
 }
