@@ -69,9 +69,23 @@ export class McpRunRegistry {
   /** End every run the session started, KILLED with `reason`. Returns how many were ended. */
   async closeSession(sessionKey: string, reason: string): Promise<number> {
     const open = this.openFor(sessionKey);
-    await Promise.allSettled(open.map((h) => h.end('KILLED', { reason, closedBy: 'mcp-server' })));
+    // MLflow accepts an update on an ended run, so a run the reaper (or anyone) already closed is
+    // checked first and only forgotten here, never re-closed over the first closer's status.
+    const ended = await Promise.allSettled(
+      open.map(async (h) => {
+        try {
+          await requireRunning(this.client, h.runId);
+        } catch (err) {
+          if (!(err instanceof RunClosedError)) throw err;
+          h.detach('KILLED');
+          return false;
+        }
+        await h.end('KILLED', { reason, closedBy: 'mcp-server' });
+        return true;
+      }),
+    );
     for (const h of open) this.release(h.runId);
     this.bySession.delete(sessionKey);
-    return open.length;
+    return ended.filter((r) => r.status === 'fulfilled' && r.value).length;
   }
 }

@@ -74,7 +74,8 @@ export async function getMetricHistory(
         },
       }),
     );
-    out.push(...(page.metrics ?? []));
+    // Not push(...page): a server that ignores max_results sends the whole history in one page.
+    for (const m of page.metrics ?? []) out.push(m);
     pageToken = page.next_page_token;
   } while (pageToken);
   // MLflow answers an empty history for unknown runs too; tell the two apart.

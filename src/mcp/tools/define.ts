@@ -7,7 +7,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { ToolContext } from '../context.js';
 import { errorResult, type RecoveryHints, success } from '../results.js';
 
@@ -46,7 +46,6 @@ export interface ToolDefinition {
 export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
   spec: ToolSpec<I, O>,
 ): ToolDefinition {
-  const inputSchema = z.object(spec.input);
   return {
     name: spec.name,
     mutates: !spec.annotations.readOnlyHint,
@@ -62,7 +61,8 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
         },
         (async (raw: unknown, extra: ToolExtra) => {
           try {
-            const args = inputSchema.parse(raw);
+            // The SDK has already parsed the input against `spec.input`.
+            const args = raw as z.infer<z.ZodObject<I>>;
             const { structured, text } = await spec.run(args, ctx, extra);
             return success(structured as Record<string, unknown>, text);
           } catch (err) {

@@ -67,15 +67,22 @@ export const getMetricHistoryTool = defineTool({
       value: toMetricValue(m.value),
       timestamp: m.timestamp ?? 0,
     }));
-    const finite = values.filter((v): v is number => typeof v === 'number');
+    // A loop, not Math.min(...values): spreading a long history overflows the call stack.
+    let min: number | undefined;
+    let max: number | undefined;
+    for (const v of values) {
+      if (typeof v !== 'number') continue;
+      if (min === undefined || v < min) min = v;
+      if (max === undefined || v > max) max = v;
+    }
     const structured = {
       run_id,
       key,
       total_points: all.length,
       returned_points: shown.length,
       downsampled: shown.length < all.length,
-      min: finite.length ? Math.min(...finite) : undefined,
-      max: finite.length ? Math.max(...finite) : undefined,
+      min,
+      max,
       last: values.at(-1),
       points: shown,
     };

@@ -1,7 +1,7 @@
 /** Tool `set_tags`: set run tags (last write wins). */
 import { z } from 'zod';
-import { ValidationError } from '../../errors/index.js';
 import { defineTool } from './define.js';
+import { assertNoReservedTags } from './shapes.js';
 
 export const setTagsTool = defineTool({
   name: 'set_tags',
@@ -18,12 +18,7 @@ export const setTagsTool = defineTool({
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async run({ run_id, tags }, ctx) {
-    const reserved = Object.keys(tags).find((k) => k.startsWith('runwarden.'));
-    if (reserved)
-      throw new ValidationError(
-        `tags.${reserved}`,
-        "keys starting with 'runwarden.' are managed by runwarden",
-      );
+    assertNoReservedTags(tags);
     const run = await ctx.runs.get(run_id);
     await run.setTags(tags);
     const n = Object.keys(tags).length;

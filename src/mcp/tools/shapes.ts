@@ -3,7 +3,15 @@
  * and an experiment summary. Keeping them here keeps every tool's output the same shape.
  */
 import { z } from 'zod';
+import { ValidationError } from '../../errors/index.js';
 import type { Experiment, MlflowClient, Run } from '../../mlflow/client.js';
+
+/** Agents may not set runwarden's own tags (ownership, leases, cancellation, task ids). */
+export function assertNoReservedTags(tags: Record<string, string> | undefined): void {
+  const reserved = Object.keys(tags ?? {}).find((k) => k.startsWith('runwarden.'));
+  if (reserved)
+    throw new ValidationError(`tags.${reserved}`, "keys starting with 'runwarden.' are managed by runwarden");
+}
 
 /** A metric value as JSON can carry it: a finite number, or MLflow's strings for NaN and ±Infinity. */
 export const metricValueSchema = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]);

@@ -4,6 +4,7 @@ import { ValidationError } from '../../errors/index.js';
 import { getOrCreateExperiment } from '../../tracking/experiments.js';
 import { startRun } from '../../tracking/start-run.js';
 import { defineTool } from './define.js';
+import { assertNoReservedTags } from './shapes.js';
 
 export const startRunTool = defineTool({
   name: 'start_run',
@@ -46,6 +47,7 @@ export const startRunTool = defineTool({
     if (!args.experiment_id === !args.experiment_name) {
       throw new ValidationError('experiment_id', 'give exactly one of experiment_id or experiment_name');
     }
+    assertNoReservedTags(args.tags);
     let experimentId = args.experiment_id ?? '';
     let created = false;
     if (args.experiment_name) {

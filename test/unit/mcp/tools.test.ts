@@ -699,6 +699,45 @@ describe('tools: failures carry a recovery step', () => {
     expect(text).toContain('Retry later');
   });
 
+  it('start_run: a tag under runwarden. is refused before anything is created', async () => {
+    const before = writes();
+    const text = failed(
+      await s.call('start_run', {
+        experiment_name: 'reserved-tags',
+        tags: { 'runwarden.cancel_requested': 'true' },
+      }),
+    );
+    expect(text).toContain(
+      "tags.runwarden.cancel_requested: keys starting with 'runwarden.' are managed by runwarden",
+    );
+    expect(writes()).toBe(before);
+    expect([...fake.experiments.values()].some((e) => e.name === 'reserved-tags')).toBe(false);
+  });
+
+  it('session close: a run the reaper already closed KILLED is forgotten, not closed again over its status and reason', async () => {
+    const other = await openSession(baseSettings(tmp.dir), 'closing-session');
+    const runId = await startRun({}, other);
+    const run = fake.runs.get(runId)!;
+    run.info.status = 'FAILED';
+    run.info.end_time = 12_345;
+    run.tags.set('runwarden.closed_by', 'reaper');
+    run.tags.set('runwarden.close_reason', 'lease expired');
+    const before = writes();
+    await other.close('test over');
+    expect(writes()).toBe(before);
+    expect(run.info.status).toBe('FAILED');
+    expect(run.info.end_time).toBe(12_345);
+    expect(run.tags.get('runwarden.close_reason')).toBe('lease expired');
+  });
+
+  it('session close: a run still RUNNING is ended KILLED with the session reason', async () => {
+    const other = await openSession(baseSettings(tmp.dir), 'closing-session-2');
+    const runId = await startRun({}, other);
+    await other.close('client went away');
+    expect(fake.runs.get(runId)!.info.status).toBe('KILLED');
+    expect(fake.runs.get(runId)!.tags.get('runwarden.close_reason')).toBe('client went away');
+  });
+
   it('set_tags: a key under runwarden. is refused and nothing is written', async () => {
     const runId = await startRun();
     const before = writes();
@@ -848,6 +887,17 @@ describe('get_metric_history: downsampling', () => {
     });
     expect(textOf(res)).toContain('2000 points (showing');
   });
+
+  it('get_metric_history: 200,000 points give the true min and max (no call-stack overflow from spreading them)', async () => {
+    const run = seedRun();
+    for (let i = 0; i < 200_000; i++)
+      run.history.push({ key: 'loss', value: i === 150_000 ? -5 : i === 3 ? 9 : 1, step: i, timestamp: i });
+    const out = ok<{ total_points: number; min: number; max: number }>(
+      await s.call('get_metric_history', { run_id: run.info.run_id, key: 'loss', max_points: 100 }),
+      'get_metric_history',
+    );
+    expect(out).toMatchObject({ total_points: 200_000, min: -5, max: 9 });
+  }, 60_000);
 
   it('get_run and get_metric_history: NaN and infinite metric values come back as the strings "NaN" and "Infinity", not a schema error', async () => {
     const run = seedRun();
@@ -1083,10 +1133,15 @@ describe('leases and run tags', () => {
     expect(tagsOf(create!)['mlflow.parentRunId']).toBe(parent.info.run_id);
   });
 
-  it('start_run: a tag key under runwarden. cannot override the ownership tags', async () => {
-    await startRun({ tags: { 'runwarden.owner': 'someone-else' } });
-    const [create] = fake.bodies<{ tags: { key: string; value: string }[] }>('runs/create');
-    expect(tagsOf(create!)['runwarden.owner']).toBe('mcp:test');
+  it('start_run: a tag key under runwarden. cannot override the ownership tags: it is refused and no run is created', async () => {
+    const text = failed(
+      await s.call('start_run', {
+        experiment_name: 'weekly-cases/gru',
+        tags: { 'runwarden.owner': 'someone-else' },
+      }),
+    );
+    expect(text).toContain('tags.runwarden.owner');
+    expect(fake.bodies('runs/create')).toHaveLength(0);
   });
 
   it('log_params: a run this server process does not hold (server restarted) is adopted and written to', async () => {
