@@ -48,10 +48,9 @@ const EnvSchema = z.object({
     .transform((v) => (v === 'auto' ? ('auto' as const) : v === 'true')),
   RUNWARDEN_OWNER: z.string().min(1).optional(),
   RUNWARDEN_LEASE_MS: intMs(300_000),
-  RUNWARDEN_HEARTBEAT_MS: intMs(60_000),
+  RUNWARDEN_HEARTBEAT_MS: z.coerce.number().int().positive().optional(),
   RUNWARDEN_FLUSH_INTERVAL_MS: intMs(1_000),
   RUNWARDEN_SHUTDOWN_TIMEOUT_MS: intMs(10_000),
-  RUNWARDEN_HANDLE_SIGNALS: bool(true),
   RUNWARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   RUNWARDEN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   RUNWARDEN_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(7341),
@@ -129,7 +128,6 @@ export interface Config {
     heartbeatMs: number;
     flushIntervalMs: number;
     shutdownTimeoutMs: number;
-    handleSignals: boolean;
   };
   logLevel: z.infer<typeof EnvSchema>['RUNWARDEN_LOG_LEVEL'];
   http: HttpSettings;
@@ -194,6 +192,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new RunwardenError('CONFIG_ERROR', `invalid environment:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  // Default: a fifth of the lease, at most a minute (as startRun does).
+  const heartbeatMs = e.RUNWARDEN_HEARTBEAT_MS ?? Math.min(60_000, Math.floor(e.RUNWARDEN_LEASE_MS / 5));
+  if (heartbeatMs >= e.RUNWARDEN_LEASE_MS) {
+    throw new RunwardenError(
+      'CONFIG_ERROR',
+      `invalid environment:\n  RUNWARDEN_HEARTBEAT_MS: ${e.RUNWARDEN_HEARTBEAT_MS} must be shorter than RUNWARDEN_LEASE_MS (${e.RUNWARDEN_LEASE_MS}), or a lease could expire between heartbeats; lower it or raise the lease`,
+    );
+  }
   const trackingUri = e.MLFLOW_TRACKING_URI.replace(/\/+$/, '');
   return Object.freeze({
     mlflow: {
@@ -213,10 +219,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tracking: {
       owner: e.RUNWARDEN_OWNER ?? defaultOwner(),
       leaseMs: e.RUNWARDEN_LEASE_MS,
-      heartbeatMs: e.RUNWARDEN_HEARTBEAT_MS,
+      heartbeatMs,
       flushIntervalMs: e.RUNWARDEN_FLUSH_INTERVAL_MS,
       shutdownTimeoutMs: e.RUNWARDEN_SHUTDOWN_TIMEOUT_MS,
-      handleSignals: e.RUNWARDEN_HANDLE_SIGNALS,
     },
     logLevel: e.RUNWARDEN_LOG_LEVEL,
     http: {

@@ -37,6 +37,10 @@ export interface AttemptSettings {
   keepWorkspaces: boolean;
   owner: string;
   leaseMs: number;
+  /** Lease renewal interval of the attempt's run (must be shorter than leaseMs). */
+  heartbeatMs?: number;
+  /** Longest time a protocol metric waits before it is sent. */
+  flushIntervalMs?: number;
   trackingUri: string;
   /** Extra environment for the command (MLflow credentials). */
   env: Record<string, string | undefined>;
@@ -131,6 +135,8 @@ export async function runAttempt(
     params: task.params,
     owner: settings.owner,
     leaseMs: settings.leaseMs,
+    heartbeatMs: settings.heartbeatMs,
+    flushIntervalMs: settings.flushIntervalMs,
     sourceType: 'JOB',
     sourceName: `runwarden:${template.name}`,
     handleSignals: false,

@@ -27,6 +27,8 @@ export function attemptSettings(cfg: Config): AttemptSettings {
     keepWorkspaces: cfg.queue.keepWorkspaces,
     owner: `worker:${cfg.tracking.owner}`,
     leaseMs: cfg.tracking.leaseMs,
+    heartbeatMs: cfg.tracking.heartbeatMs,
+    flushIntervalMs: cfg.tracking.flushIntervalMs,
     trackingUri: cfg.mlflow.trackingUri,
     env: {
       MLFLOW_TRACKING_TOKEN: cfg.mlflow.token,

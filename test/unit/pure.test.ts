@@ -208,7 +208,7 @@ describe('loadConfig', () => {
     expect(c.tracking.leaseMs).toBe(300_000);
     expect(c.tracking.heartbeatMs).toBe(60_000);
     expect(c.tracking.flushIntervalMs).toBe(1_000);
-    expect(c.tracking.handleSignals).toBe(true);
+    expect(c.mcp.readOnly).toBe(false);
     expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(c.logLevel).toBe('info');
     expect(c.tracking.owner).toMatch(/^.+@.+:\d+$/);
@@ -220,13 +220,13 @@ describe('loadConfig', () => {
       MLFLOW_TRACKING_URI: 'https://mlflow.example.com/',
       MLFLOW_TRACKING_TOKEN: 'tok',
       RUNWARDEN_LEASE_MS: '60000',
-      RUNWARDEN_HANDLE_SIGNALS: 'no',
+      RUNWARDEN_READ_ONLY: 'yes',
       RUNWARDEN_OWNER: '',
     });
     expect(c.mlflow.trackingUri).toBe('https://mlflow.example.com');
     expect(c.mlflow.token).toBe('tok');
     expect(c.tracking.leaseMs).toBe(60_000);
-    expect(c.tracking.handleSignals).toBe(false);
+    expect(c.mcp.readOnly).toBe(true);
     expect(c.tracking.owner).not.toBe('');
   });
 
@@ -266,9 +266,18 @@ describe('loadConfig', () => {
     );
   });
 
+  it('loadConfig: a heartbeat not shorter than the lease is a CONFIG_ERROR naming both variables', () => {
+    expect(() => loadConfig({ RUNWARDEN_LEASE_MS: '60000', RUNWARDEN_HEARTBEAT_MS: '60000' })).toThrow(
+      /RUNWARDEN_HEARTBEAT_MS: 60000 must be shorter than RUNWARDEN_LEASE_MS \(60000\)/,
+    );
+    expect(
+      loadConfig({ RUNWARDEN_LEASE_MS: '60000', RUNWARDEN_HEARTBEAT_MS: '10000' }).tracking.heartbeatMs,
+    ).toBe(10_000);
+  });
+
   it('loadConfig: boolean settings accept any letter case', () => {
-    expect(loadConfig({ RUNWARDEN_HANDLE_SIGNALS: 'FALSE' }).tracking.handleSignals).toBe(false);
-    expect(loadConfig({ RUNWARDEN_HANDLE_SIGNALS: 'True' }).tracking.handleSignals).toBe(true);
+    expect(loadConfig({ RUNWARDEN_READ_ONLY: 'FALSE' }).mcp.readOnly).toBe(false);
+    expect(loadConfig({ RUNWARDEN_READ_ONLY: 'True' }).mcp.readOnly).toBe(true);
   });
 
   it('loadConfig: every bad variable is named in one error', () => {
