@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { MlflowApiError, MlflowUnreachableError } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { parseRetryAfter, type RetryPolicy, withRetry } from './retry.js';
+import { isTransient, parseRetryAfter, type RetryPolicy, withRetry } from './retry.js';
 
 /**
  * Whether to reuse connections. MLflow 3 serves through uvicorn, which leaves Nagle's algorithm on:
@@ -59,6 +59,17 @@ const NON_IDEMPOTENT = [
 export function isIdempotentRequest(method: string, pathname: string): boolean {
   if (method !== 'POST') return true;
   return !NON_IDEMPOTENT.some((p) => pathname.endsWith(p));
+}
+
+/**
+ * For the domain's own retry loops around a create: a transient failure of a request the transport
+ * does not re-send. Reads and idempotent writes have been retried already by the transport;
+ * retrying their failure again would multiply the attempts (and the wait on a dead server).
+ */
+export function isTransientUnretried(err: unknown): boolean {
+  if (!isTransient(err)) return false;
+  const [method = '', pathname = ''] = ((err as { endpoint?: string }).endpoint ?? '').split(' ');
+  return !isIdempotentRequest(method, pathname);
 }
 
 export function authHeader(o: Pick<TransportOptions, 'token' | 'username' | 'password'>): string | undefined {

@@ -6,6 +6,7 @@
 import { ExperimentDeletedError, isMlflowError, ValidationError } from '../errors/index.js';
 import { type Experiment, type MlflowClient, ok } from '../mlflow/client.js';
 import { withRetry } from '../mlflow/retry.js';
+import { isTransientUnretried } from '../mlflow/transport.js';
 import { LIMITS } from './validation.js';
 
 export interface GetOrCreateExperimentOptions {
@@ -59,41 +60,46 @@ export async function getOrCreateExperiment(
       `experiment name is ${name.length} characters; MLflow allows at most 500`,
     );
   }
-  // The whole sequence is idempotent, so it is retried as a unit on transient failures.
-  return withRetry(client.retry, async () => {
-    const existing = await getExperimentByName(client, name);
-    if (existing) {
-      const exp = usable(existing, name);
-      return { experimentId: exp.experiment_id!, created: false, experiment: exp };
-    }
-    try {
-      const res = await ok(
-        client.api.POST('/api/2.0/mlflow/experiments/create', {
-          body: {
-            name,
-            artifact_location: opts.artifactLocation,
-            tags: Object.entries(opts.tags ?? {}).map(([key, value]) => ({ key, value })),
-          },
-        }),
-      );
-      const experimentId = res.experiment_id!;
-      const got = await ok(
-        client.api.GET('/api/2.0/mlflow/experiments/get', {
-          params: { query: { experiment_id: experimentId } },
-        }),
-      );
-      return {
-        experimentId,
-        created: true,
-        experiment: got.experiment ?? { experiment_id: experimentId, name },
-      };
-    } catch (err) {
-      if (!isMlflowError(err, 'RESOURCE_ALREADY_EXISTS')) throw err;
-      // Lost the race (or a timed-out create of ours landed): the winner's experiment is ours too.
-      const winner = await getExperimentByName(client, name);
-      if (!winner) throw err;
-      const exp = usable(winner, name);
-      return { experimentId: exp.experiment_id!, created: false, experiment: exp };
-    }
-  });
+  // The whole sequence is idempotent, so a failed create is retried as a unit (the reads inside
+  // were retried by the transport already).
+  return withRetry(
+    client.retry,
+    async () => {
+      const existing = await getExperimentByName(client, name);
+      if (existing) {
+        const exp = usable(existing, name);
+        return { experimentId: exp.experiment_id!, created: false, experiment: exp };
+      }
+      try {
+        const res = await ok(
+          client.api.POST('/api/2.0/mlflow/experiments/create', {
+            body: {
+              name,
+              artifact_location: opts.artifactLocation,
+              tags: Object.entries(opts.tags ?? {}).map(([key, value]) => ({ key, value })),
+            },
+          }),
+        );
+        const experimentId = res.experiment_id!;
+        const got = await ok(
+          client.api.GET('/api/2.0/mlflow/experiments/get', {
+            params: { query: { experiment_id: experimentId } },
+          }),
+        );
+        return {
+          experimentId,
+          created: true,
+          experiment: got.experiment ?? { experiment_id: experimentId, name },
+        };
+      } catch (err) {
+        if (!isMlflowError(err, 'RESOURCE_ALREADY_EXISTS')) throw err;
+        // Lost the race (or a timed-out create of ours landed): the winner's experiment is ours too.
+        const winner = await getExperimentByName(client, name);
+        if (!winner) throw err;
+        const exp = usable(winner, name);
+        return { experimentId: exp.experiment_id!, created: false, experiment: exp };
+      }
+    },
+    { retryable: isTransientUnretried },
+  );
 }

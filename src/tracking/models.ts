@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { isMlflowError, RunwardenError, ValidationError } from '../errors/index.js';
 import { type MlflowClient, type ModelVersion, ok } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
-import { isTransient, sleep, withRetry } from '../mlflow/retry.js';
+import { sleep, withRetry } from '../mlflow/retry.js';
+import { isTransientUnretried } from '../mlflow/transport.js';
 import { RW_TAGS } from './tags.js';
 
 export interface RegisterModelOptions {
@@ -62,29 +63,33 @@ export async function ensureRegisteredModel(
   name: string,
   opts: { description?: string; tags?: Record<string, string> } = {},
 ): Promise<boolean> {
-  return withRetry(client.retry, async () => {
-    try {
-      await ok(client.api.GET('/api/2.0/mlflow/registered-models/get', { params: { query: { name } } }));
-      return false;
-    } catch (err) {
-      if (!isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')) throw err;
-    }
-    try {
-      await ok(
-        client.api.POST('/api/2.0/mlflow/registered-models/create', {
-          body: {
-            name,
-            description: opts.description,
-            tags: Object.entries(opts.tags ?? {}).map(([key, value]) => ({ key, value })),
-          },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isMlflowError(err, 'RESOURCE_ALREADY_EXISTS')) return false;
-      throw err;
-    }
-  });
+  return withRetry(
+    client.retry,
+    async () => {
+      try {
+        await ok(client.api.GET('/api/2.0/mlflow/registered-models/get', { params: { query: { name } } }));
+        return false;
+      } catch (err) {
+        if (!isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')) throw err;
+      }
+      try {
+        await ok(
+          client.api.POST('/api/2.0/mlflow/registered-models/create', {
+            body: {
+              name,
+              description: opts.description,
+              tags: Object.entries(opts.tags ?? {}).map(([key, value]) => ({ key, value })),
+            },
+          }),
+        );
+        return true;
+      } catch (err) {
+        if (isMlflowError(err, 'RESOURCE_ALREADY_EXISTS')) return false;
+        throw err;
+      }
+    },
+    { retryable: isTransientUnretried },
+  );
 }
 
 /** Every version of `name` from `runId` (all pages). */
@@ -231,7 +236,7 @@ export async function registerModel(
         )
       ).model_version!;
     },
-    { retryable: isTransient },
+    { retryable: isTransientUnretried },
   );
   return finish(client, opts, mv, source, true);
 }

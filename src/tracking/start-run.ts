@@ -10,7 +10,8 @@ import os from 'node:os';
 import { defaultOwner } from '../config.js';
 import { RunClosedError, ValidationError } from '../errors/index.js';
 import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
-import { isTransient, withRetry } from '../mlflow/retry.js';
+import { withRetry } from '../mlflow/retry.js';
+import { isTransientUnretried } from '../mlflow/transport.js';
 import { installSignalHandlers, trackOpenRun } from './open-runs.js';
 import { type ParamValue, RunHandle } from './run-handle.js';
 import { MLFLOW_TAGS, RW_TAGS } from './tags.js';
@@ -124,7 +125,7 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
       if (attempt === 0) return created;
       return keepOne(client, opts.experimentId, requestId, created);
     },
-    { retryable: isTransient },
+    { retryable: isTransientUnretried },
   );
 
   const info = run.info ?? {};

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MlflowApiError, MlflowUnreachableError } from '../../src/errors/index.js';
 import { readArtifact } from '../../src/mlflow/artifacts.js';
 import { createMlflowClient, ok } from '../../src/mlflow/client.js';
+import { getOrCreateExperiment } from '../../src/tracking/experiments.js';
 
 let server: http.Server;
 let base = '';
@@ -52,6 +53,10 @@ beforeAll(async () => {
       }
       if (req.url?.startsWith('/api/2.0/mlflow-artifacts/artifacts/1/r1/artifacts/out.bin')) {
         res.writeHead(200).end(Buffer.alloc(1000, 2));
+        return;
+      }
+      if (req.url?.startsWith('/api/2.0/mlflow/experiments/get-by-name')) {
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('overloaded');
         return;
       }
       if (req.url?.startsWith('/api/2.0/mlflow/runs/get')) {
@@ -153,6 +158,14 @@ describe('transport on real sockets', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('getOrCreateExperiment: a read that keeps failing is retried by the transport only, not again by the create loop around it', async () => {
+    seen.length = 0;
+    const err = await getOrCreateExperiment(client(), 'never-reachable').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MlflowApiError);
+    // maxRetries 2: three attempts in all (nine if both loops retried).
+    expect(seen.filter((r) => r.url.startsWith('/api/2.0/mlflow/experiments/get-by-name'))).toHaveLength(3);
   });
 
   it('transport: nothing listening becomes MlflowUnreachableError naming ECONNREFUSED', async () => {
