@@ -1,7 +1,9 @@
 /**
  * The one place that reads the environment. `loadConfig()` parses `process.env` (or a given record)
  * with zod once and returns a typed, frozen `Config`; everything else receives what it needs from it.
- * Every setting has a default, documented in README's configuration table.
+ * Every setting has a default, documented in README's configuration table. (Child processes
+ * inherit the environment as a whole: task commands, the MLflow and Redis servers; that copy, and
+ * looking a server binary up on PATH, are the only other uses of `process.env`.)
  */
 import os from 'node:os';
 import path from 'node:path';

@@ -128,7 +128,7 @@ function spawnLogged(command: string, args: string[], logFile: string, env?: Nod
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], env: env ?? process.env });
+    child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], ...(env ? { env } : {}) });
   } finally {
     closeSync(fd);
   }
@@ -274,12 +274,12 @@ async function tryStartMlflow(
     '2',
   ];
   const env = {
+    // MLflow's background job runner (huey consumers for GenAI jobs) is not used by runwarden and
+    // doubles the start time on a small machine; a value in the inherited environment still wins.
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false',
     ...process.env,
     PYTHONUNBUFFERED: '1',
     MLFLOW_TRACKING_URI: undefined,
-    // MLflow's background job runner (huey consumers for GenAI jobs) is not used by runwarden and
-    // doubles the start time on a small machine; a caller may still turn it on explicitly.
-    MLFLOW_SERVER_ENABLE_JOB_EXECUTION: process.env.MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?? 'false',
   };
   const proc = spawnLogged(mlflowBin, args, logFile, env);
   return awaitStart(proc, {
