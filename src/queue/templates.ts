@@ -56,7 +56,10 @@ export const TemplateSchema = z.object({
   python: z.object({ requirements: z.string() }).optional(),
   command: z.array(z.string()).min(1),
   params: z.record(z.string(), ParamDef).default({}),
-  inputs: z.record(z.string(), InputDef).default({}),
+  // Input names become folder names under inputs/ and {inputs.<name>} placeholders.
+  inputs: z
+    .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only'), InputDef)
+    .default({}),
   metrics: z.array(z.string()).default([]),
   primary_metric: z.object({ name: z.string(), direction: z.enum(['min', 'max']) }).optional(),
   model: z.object({ path: z.string(), format: z.string() }).optional(),

@@ -82,7 +82,10 @@ function csvCell(v: string | number | boolean | null): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** Bring each input into `dir`; returns name → local path. */
+/**
+ * Bring each input into its own folder, `dir/<name>/` (two inputs with the same file name never
+ * overwrite each other); returns name → local path.
+ */
 export async function materializeInputs(
   client: MlflowClient,
   inputs: Record<string, Input>,
@@ -92,8 +95,10 @@ export async function materializeInputs(
   await mkdir(dir, { recursive: true });
   const out: Record<string, string> = {};
   for (const [name, input] of Object.entries(inputs)) {
+    const own = path.join(dir, name);
+    await mkdir(own, { recursive: true });
     if (typeof input !== 'string') {
-      const file = path.join(dir, `${name}.csv`);
+      const file = path.join(own, `${name}.csv`);
       const lines = [
         input.columns.map(csvCell).join(','),
         ...input.data.map((row) => row.map(csvCell).join(',')),
@@ -104,7 +109,7 @@ export async function materializeInputs(
     }
     if (input.startsWith('file://')) {
       const src = fileURLToPath(input);
-      const target = path.join(dir, path.basename(src));
+      const target = path.join(own, path.basename(src));
       if ((await stat(src)).isDirectory()) {
         await cp(src, target, { recursive: true });
       } else {
@@ -113,16 +118,16 @@ export async function materializeInputs(
       out[name] = target;
     } else if (input.startsWith('runs:/')) {
       const { runId, rel, artifactUri, entry } = await runArtifactEntry(client, input);
-      const target = path.join(dir, path.posix.basename(rel));
+      const target = path.join(own, path.posix.basename(rel));
       if (entry?.is_dir) await downloadTree(client, runId, artifactUri, rel, target);
       else await downloadFile(client, artifactUri, rel, target, { signal });
       out[name] = target;
     } else if (input.startsWith('mlflow-artifacts:/')) {
-      const target = path.join(dir, path.posix.basename(input));
+      const target = path.join(own, path.posix.basename(input));
       await client.transport.getToFile(proxiedUrl(client, input), target, { signal });
       out[name] = target;
     } else {
-      const target = path.join(dir, path.posix.basename(new URL(input).pathname) || name);
+      const target = path.join(own, path.posix.basename(new URL(input).pathname) || name);
       const res = await fetch(input, { signal });
       if (!res.ok || !res.body)
         throw new ValidationError(`inputs.${name}`, `${input} answered HTTP ${res.status}`);
