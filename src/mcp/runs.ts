@@ -5,10 +5,12 @@
  * sessions of one server process; a run not in memory (server restarted) is adopted on first use.
  */
 
-import { RunClosedError } from '../errors/index.js';
+import { RunClosedError, ValidationError } from '../errors/index.js';
 import type { MlflowClient } from '../mlflow/client.js';
+import { untrackOpenRun } from '../tracking/open-runs.js';
 import type { RunHandle } from '../tracking/run-handle.js';
 import { adoptRun, requireRunning } from '../tracking/start-run.js';
+import { RW_TAGS } from '../tracking/tags.js';
 
 export class McpRunRegistry {
   private readonly handles = new Map<string, RunHandle>();
@@ -48,7 +50,19 @@ export class McpRunRegistry {
       }
       return known;
     }
-    const adopted = await adoptRun(this.client, runId, { leaseMs: this.leaseMs, heartbeatMs: 0 });
+    const run = await requireRunning(this.client, runId);
+    const owner = run.data?.tags?.find((t) => t.key === RW_TAGS.owner)?.value ?? '';
+    if (owner.startsWith('worker:')) {
+      throw new ValidationError(
+        'run_id',
+        `run ${runId} belongs to a task attempt (${owner}); only its worker writes to it and ends it. ` +
+          'Read it with get_run, or act on the task with get_task / cancel_task',
+      );
+    }
+    const adopted = await adoptRun(this.client, runId, { leaseMs: this.leaseMs, heartbeatMs: 0, run });
+    // Only runs an MCP server started are this server's to end on shutdown; a run some script
+    // started (no runwarden owner) may be written to, but its script ends it.
+    if (!owner.startsWith('mcp:')) untrackOpenRun(adopted);
     this.handles.set(runId, adopted);
     return adopted;
   }

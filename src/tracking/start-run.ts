@@ -176,6 +176,8 @@ export interface AdoptRunOptions {
   leaseMs?: number;
   heartbeatMs?: number;
   flushIntervalMs?: number;
+  /** The run as just read with `requireRunning` (saves reading it again). */
+  run?: Run;
 }
 
 /**
@@ -199,7 +201,7 @@ export async function adoptRun(
   runId: string,
   opts: AdoptRunOptions = {},
 ): Promise<RunHandle> {
-  const run = await requireRunning(client, runId);
+  const run = opts.run ?? (await requireRunning(client, runId));
   const info = run.info ?? {};
   const tags = new Map((run.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
   const handle = new RunHandle({

@@ -1,4 +1,5 @@
 // Covers the MCP server end to end through a real MCP Client over InMemoryTransport against an msw fake MLflow: every tool's success result, input validation, isError recovery texts, downsampling, read caps, leases, session close, read-only mode, prompts and resources.
+
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { downsample } from '../../../src/mcp/tools/get-metric-history.js';
 import type { Metric } from '../../../src/mlflow/client.js';
+import { openRuns } from '../../../src/tracking/open-runs.js';
 import {
   API,
   BASE,
@@ -1142,6 +1144,27 @@ describe('leases and run tags', () => {
     );
     expect(text).toContain('tags.runwarden.owner');
     expect(fake.bodies('runs/create')).toHaveLength(0);
+  });
+
+  it("log_metrics: a task attempt's run (owner worker:...) is refused, not adopted, and nothing is written to it", async () => {
+    const run = seedRun({ tags: { 'runwarden.owner': 'worker:w@h:1' } });
+    const before = writes();
+    const text = failed(
+      await s.call('log_metrics', { run_id: run.info.run_id, metrics: [{ key: 'loss', value: 1 }] }),
+    );
+    expect(text).toContain(`run ${run.info.run_id} belongs to a task attempt (worker:w@h:1)`);
+    expect(writes()).toBe(before);
+    expect(run.info.status).toBe('RUNNING');
+  });
+
+  it("log_params: a script's own run (no runwarden owner) may be written to, but is not among the runs the server ends on shutdown", async () => {
+    const run = seedRun();
+    ok(await s.call('log_params', { run_id: run.info.run_id, params: { lr: 0.1 } }), 'log_params');
+    expect(run.params.get('lr')).toBe('0.1');
+    expect(openRuns().map((h) => h.runId)).not.toContain(run.info.run_id);
+    const mcpRun = seedRun({ tags: { 'runwarden.owner': 'mcp:restarted@h:1' } });
+    ok(await s.call('log_params', { run_id: mcpRun.info.run_id, params: { lr: 0.2 } }), 'log_params');
+    expect(openRuns().map((h) => h.runId)).toContain(mcpRun.info.run_id);
   });
 
   it('log_params: a run this server process does not hold (server restarted) is adopted and written to', async () => {
