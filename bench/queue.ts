@@ -21,12 +21,12 @@ import { ok } from '../src/mlflow/client.js';
 import { TaskQueue } from '../src/queue/task-queue.js';
 import { repoRoot, startMlflowServer, startRedisServer } from '../src/stack/services.js';
 import { iterateRuns } from '../src/tracking/search.js';
-import { formatTable, positiveInt } from './support.js';
+import { formatTable, positiveInt, sleep } from './support.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, def: number) => {
   const i = args.indexOf(`--${name}`);
-  return i >= 0 ? positiveInt(`--${name}`, args[i + 1], def) : def;
+  return i >= 0 ? positiveInt(name, args[i + 1], def) : def;
 };
 const TASKS = flag('tasks', 300);
 const LATENCY_SAMPLES = flag('latency-samples', 40);
@@ -34,6 +34,81 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 };
+
+/** How long the throughput and latency loops may wait for tasks before the benchmark gives up. */
+const DEADLINE_MS = 10 * 60_000;
+
+/** A `runwarden worker` process from dist/, with the last lines of its stderr kept for errors. */
+function spawnWorker(env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/cli/index.js'), 'worker'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const lines: string[] = [];
+  let partial = '';
+  let ready = false;
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
+    const parts = (partial + d).split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts) {
+      if (line.includes('runwarden worker: waiting for tasks')) ready = true;
+      lines.push(line);
+    }
+    if (lines.length > 50) lines.splice(0, lines.length - 50);
+  });
+  const stderr = () => [...lines, partial].join('\n').trim();
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const exited = new Promise<void>((resolve) => {
+    if (gone()) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return { child, stderr, gone, exited, isReady: () => ready };
+}
+type WorkerChild = ReturnType<typeof spawnWorker>;
+
+/** Wait until every worker says it is waiting for tasks; fails with the stderr of one that exits or hangs. */
+async function waitReady(workers: WorkerChild[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = workers.find((w) => w.gone());
+    if (dead)
+      throw new Error(
+        `a worker exited before it was ready (${dead.child.exitCode ?? dead.child.signalCode}):\n${dead.stderr()}`,
+      );
+    if (workers.every((w) => w.isReady())) return;
+    if (Date.now() > deadline) {
+      const slow = workers.find((w) => !w.isReady());
+      throw new Error(`a worker was not ready within ${timeoutMs} ms:\n${slow?.stderr() ?? ''}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** SIGTERM each worker still running; SIGKILL those not gone 10 s later. */
+async function stopWorkers(workers: WorkerChild[]): Promise<void> {
+  await Promise.all(
+    workers.map(async (w) => {
+      if (w.gone()) return;
+      w.child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), 10_000);
+      });
+      if ((await Promise.race([w.exited, timeout])) === 'timeout') {
+        w.child.kill('SIGKILL');
+        await w.exited;
+      }
+      clearTimeout(timer);
+    }),
+  );
+}
+
+/** The workers' recent stderr, for an error message. */
+const workerLogs = (workers: WorkerChild[]) =>
+  workers
+    .map((w, i) => `worker ${i + 1} (pid ${w.child.pid}) stderr:\n${w.stderr() || '(nothing)'}`)
+    .join('\n');
 
 async function rawBullmq(redisUrl: string, workers: number): Promise<number> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
@@ -150,61 +225,79 @@ async function runwarden(trackingUri: string, redisUrl: string, workers: number)
     RUNWARDEN_WORK_DIR: work,
     RUNWARDEN_LOG_LEVEL: 'warn',
   };
-  const procs = Array.from({ length: workers }, () =>
-    spawn(process.execPath, [path.join(repoRoot, 'dist/cli/index.js'), 'worker'], {
-      env,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    }),
-  );
-  await new Promise((r) => setTimeout(r, 3_000));
+  const procs = Array.from({ length: workers }, () => spawnWorker(env));
   const client = createMlflowClient({ trackingUri });
   const queue = new TaskQueue({ redisUrl, prefix, tasksDir: env.RUNWARDEN_TASKS_DIR, client });
-  const experiment = `bench-queue-${workers}-${Date.now()}`;
-  const t0 = performance.now();
-  const enqueuedAt = new Map<string, number>();
-  for (let i = 0; i < TASKS; i++) {
-    const { task } = await queue.enqueue({ template: 'noop', params: { n: i }, experiment });
-    enqueuedAt.set(task.taskId, task.enqueuedAt);
-  }
-  for (;;) {
-    const c = await queue.counts();
-    if ((c.completed ?? 0) + (c.failed ?? 0) >= TASKS) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const failed = (await queue.counts()).failed ?? 0;
-  const { experimentId } = await getOrCreateExperiment(client, experiment);
-  let runs = 0;
-  for await (const run of iterateRuns(client, { experimentIds: [experimentId] })) {
-    if (enqueuedAt.has(run.data?.tags?.find((t) => t.key === 'runwarden.task_id')?.value ?? '')) runs++;
-  }
-  // Latency: one task at a time into idle workers.
-  const latency: number[] = [];
-  for (let i = 0; i < LATENCY_SAMPLES; i++) {
-    const { task } = await queue.enqueue({ template: 'noop', params: { n: TASKS + i }, experiment });
-    let info = await queue.get(task.taskId);
-    while (!info || !['completed', 'failed'].includes(info.state)) {
-      await new Promise((r) => setTimeout(r, 20));
-      info = await queue.get(task.taskId);
-    }
-    const runId = info.runs[0]?.run_id;
-    if (!runId) throw new Error(`task ${task.taskId} has no run`);
-    const run = await ok(
-      client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }),
-    );
-    latency.push((run.run?.info?.start_time ?? Number.NaN) - task.enqueuedAt);
-  }
-  for (const p of procs) p.kill('SIGTERM');
-  await Promise.all(procs.map((p) => new Promise((r) => p.on('exit', r))));
-  await queue.close();
-  await rm(work, { recursive: true, force: true });
-  return {
-    rate: TASKS / seconds,
-    p50: pct(latency, 50),
-    p99: pct(latency, 99),
-    failed,
-    runs,
+  /** Fails at once, with its stderr, when a worker has died, instead of waiting out a deadline. */
+  const checkWorkers = () => {
+    const dead = procs.find((w) => w.gone());
+    if (dead)
+      throw new Error(
+        `a worker exited during the benchmark (${dead.child.exitCode ?? dead.child.signalCode})\n${workerLogs(procs)}`,
+      );
   };
+  try {
+    await waitReady(procs);
+    const experiment = `bench-queue-${workers}-${Date.now()}`;
+    const t0 = performance.now();
+    const enqueuedAt = new Map<string, number>();
+    for (let i = 0; i < TASKS; i++) {
+      const { task } = await queue.enqueue({ template: 'noop', params: { n: i }, experiment });
+      enqueuedAt.set(task.taskId, task.enqueuedAt);
+    }
+    const deadline = Date.now() + DEADLINE_MS;
+    for (;;) {
+      const c = await queue.counts();
+      const ended = (c.completed ?? 0) + (c.failed ?? 0);
+      if (ended >= TASKS) break;
+      checkWorkers();
+      if (Date.now() > deadline)
+        throw new Error(
+          `only ${ended} of ${TASKS} tasks ended within ${DEADLINE_MS / 60_000} minutes (${JSON.stringify(c)})\n${workerLogs(procs)}`,
+        );
+      await sleep(200);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const failed = (await queue.counts()).failed ?? 0;
+    const { experimentId } = await getOrCreateExperiment(client, experiment);
+    let runs = 0;
+    for await (const run of iterateRuns(client, { experimentIds: [experimentId] })) {
+      if (enqueuedAt.has(run.data?.tags?.find((t) => t.key === 'runwarden.task_id')?.value ?? '')) runs++;
+    }
+    // Latency: one task at a time into idle workers.
+    const latency: number[] = [];
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const { task } = await queue.enqueue({ template: 'noop', params: { n: TASKS + i }, experiment });
+      const taskDeadline = Date.now() + DEADLINE_MS;
+      let info = await queue.get(task.taskId);
+      while (!info || !['completed', 'failed'].includes(info.state)) {
+        checkWorkers();
+        if (Date.now() > taskDeadline)
+          throw new Error(
+            `latency task ${task.taskId} still ${info?.state ?? 'missing'} after ${DEADLINE_MS / 60_000} minutes\n${workerLogs(procs)}`,
+          );
+        await sleep(20);
+        info = await queue.get(task.taskId);
+      }
+      const runId = info.runs[0]?.run_id;
+      if (!runId) throw new Error(`task ${task.taskId} has no run`);
+      const run = await ok(
+        client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }),
+      );
+      latency.push((run.run?.info?.start_time ?? Number.NaN) - task.enqueuedAt);
+    }
+    return {
+      rate: TASKS / seconds,
+      p50: pct(latency, 50),
+      p99: pct(latency, 99),
+      failed,
+      runs,
+    };
+  } finally {
+    await stopWorkers(procs);
+    await queue.close();
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 async function main() {

@@ -39,8 +39,6 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-const _tail = (text: string, lines = 30) => text.trimEnd().split('\n').slice(-lines).join('\n');
-
 /**
  * Runs `script` with .venv's python (`python -c script ...args`) and MLFLOW_TRACKING_URI set;
  * returns its last stdout line parsed as JSON (the test harness's runner, with a benchmark-sized

@@ -7,7 +7,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   downloadTree,
   getOrCreateExperiment,
@@ -15,7 +15,7 @@ import {
   readArtifact,
   startRun,
 } from '../../src/index.js';
-import { runFixture, testClient, uniqueName } from '../support/clients.js';
+import { killFixtures, runFixture, testClient, uniqueName } from '../support/clients.js';
 import { pyListArtifacts } from '../support/python.js';
 
 const mlflowUrl = inject('mlflowUrl');
@@ -42,6 +42,7 @@ async function writeRandomFile(file: string, megabytes: number): Promise<void> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rw-artifacts-'));
 });
+afterEach(() => killFixtures());
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });

@@ -1,13 +1,15 @@
 // One experiment per name, against the real MLflow server: concurrent get-or-create from several
 // processes, and a deleted experiment holding its name.
-import { describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ExperimentDeletedError, getOrCreateExperiment } from '../../src/index.js';
 import { ok } from '../../src/mlflow/client.js';
-import { runFixture, testClient, uniqueName } from '../support/clients.js';
+import { killFixtures, runFixture, testClient, uniqueName } from '../support/clients.js';
 import { runPythonMlflow } from '../support/python.js';
 
 const mlflowUrl = inject('mlflowUrl');
 const client = testClient(mlflowUrl);
+
+afterEach(() => killFixtures());
 
 describe('getOrCreateExperiment', () => {
   it('getOrCreateExperiment: 50 concurrent calls for one name from 2 processes and this one all get one id', async () => {

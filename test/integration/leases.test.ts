@@ -1,18 +1,25 @@
 // No orphaned runs, against the real MLflow server: a signalled process ends its runs KILLED, a
 // kill -9'd one leaves a RUNNING run that the reaper closes once its lease expires (and not
 // before), foreign runs are touched only on request, and `runwarden reap` does the same from the CLI.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { getOrCreateExperiment, RW_TAGS, reapExpiredRuns } from '../../src/index.js';
 import { ok } from '../../src/mlflow/client.js';
-import { runFixture, testClient, uniqueName } from '../support/clients.js';
+import { killFixtures, runFixture, testClient, uniqueName } from '../support/clients.js';
 import { pyGetRun } from '../support/python.js';
-import { repoRoot } from '../support/services.js';
+import { runCli, sleep } from '../support/tasks.js';
 
 const mlflowUrl = inject('mlflowUrl');
 const client = testClient(mlflowUrl);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+afterEach(() => killFixtures());
+
+/** A run's status over REST: fast, for checks that must happen before a lease runs out. */
+async function restStatus(runId: string) {
+  const { run } = await ok(
+    client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }),
+  );
+  return run?.info?.status;
+}
 
 /** A run created directly over REST, as a crashed owner (or a foreign tool) would leave it. */
 async function rawRun(experimentId: string, tags: Record<string, string>, startTime = Date.now()) {
@@ -55,8 +62,11 @@ describe('leases, signals and the reaper', () => {
     expect((await reapExpiredRuns(client, { experimentIds: [experimentId] })).closed).toEqual([]);
     fx.child.kill('SIGKILL');
     await fx.exited;
-    expect((await pyGetRun(mlflowUrl, runId)).status).toBe('RUNNING');
+    // Right after the kill, before the lease can run out (the Python client takes seconds to
+    // start, so it looks only after these fast checks): still RUNNING, and not reaped yet.
+    expect(await restStatus(runId)).toBe('RUNNING');
     expect((await reapExpiredRuns(client, { experimentIds: [experimentId] })).closed).toEqual([]);
+    expect((await pyGetRun(mlflowUrl, runId)).status).toBe('RUNNING');
     await sleep(8_500);
     const result = await reapExpiredRuns(client, { experimentIds: [experimentId] });
     expect(result.closed.map((r) => [r.runId, r.status])).toEqual([[runId, 'FAILED']]);
@@ -126,24 +136,7 @@ describe('leases, signals and the reaper', () => {
       [RW_TAGS.leaseExpiresAt]: String(Date.now() - 5_000),
     });
     const cli = (args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const child = spawn(
-          process.execPath,
-          ['--import', 'tsx', join(repoRoot, 'src/cli/index.ts'), ...args],
-          {
-            env: { ...process.env, MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_LOG_LEVEL: 'silent' },
-          },
-        );
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (d) => {
-          out += d;
-        });
-        child.stderr.on('data', (d) => {
-          err += d;
-        });
-        child.on('exit', (code) => resolve({ code, out, err }));
-      });
+      runCli(args, { MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_LOG_LEVEL: 'silent' });
     const res = await cli(['reap', '--experiment-id', experimentId, '--json']);
     expect(res.code).toBe(0);
     const parsed = JSON.parse(res.out) as { closed: { runId: string; status: string }[] };

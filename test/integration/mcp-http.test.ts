@@ -2,14 +2,12 @@
 // workflow with a token, 30 concurrent get-or-creates across sessions, 401 without the token,
 // Host and Origin checks, the body limit, a closed session's runs ending KILLED, /health, and
 // refusing a non-loopback bind without a token.
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { uniqueName } from '../support/clients.js';
 import { call, httpClient, type ServeProcess, startServe } from '../support/mcp.js';
 import { pyGetRun, runPythonMlflow } from '../support/python.js';
-import { repoRoot } from '../support/services.js';
+import { runCli, waitFor } from '../support/tasks.js';
 
 const mlflowUrl = inject('mlflowUrl');
 const TOKEN = 'test-token-0123456789abcdef';
@@ -150,18 +148,24 @@ describe('runwarden serve (Streamable HTTP)', () => {
     });
     await transport.terminateSession();
     await client.close();
-    const deadline = Date.now() + 15_000;
-    let py = await pyGetRun(mlflowUrl, run.run_id);
-    while (py.status === 'RUNNING' && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 300));
-      py = await pyGetRun(mlflowUrl, run.run_id);
-    }
+    const py = await waitFor(
+      'the run to leave RUNNING',
+      async () => {
+        const r = await pyGetRun(mlflowUrl, run.run_id);
+        return r.status !== 'RUNNING' && r;
+      },
+      { timeoutMs: 15_000, intervalMs: 300 },
+    );
     expect(py.status).toBe('KILLED');
     expect(py.tags['runwarden.close_reason']).toBe('the MCP HTTP session was closed without calling end_run');
   });
 
   it('http: SIGTERM to the server ends the runs its sessions left open, KILLED, before it exits', async () => {
     const own = await startServe({ MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_HTTP_TOKEN: TOKEN });
+    // Stopped even when the test fails before its own stop (a no-op after it).
+    onTestFinished(async () => {
+      await own.stop(10_000);
+    });
     const { client } = await httpClient(own.url, TOKEN);
     const run = await call<{ run_id: string }>(client, 'start_run', {
       experiment_name: uniqueName('http-sigterm'),
@@ -181,20 +185,12 @@ describe('runwarden serve (Streamable HTTP)', () => {
   });
 
   it('http: serve refuses to bind a non-loopback address without a token and exits 1', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/index.ts'), 'serve'], {
-      env: {
-        ...process.env,
-        MLFLOW_TRACKING_URI: mlflowUrl,
-        RUNWARDEN_HTTP_HOST: '0.0.0.0',
-        RUNWARDEN_HTTP_PORT: '0',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    // runCli SIGKILLs a server that starts listening instead of refusing, and fails the test.
+    const { code, err } = await runCli(
+      ['serve'],
+      { MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_HTTP_HOST: '0.0.0.0', RUNWARDEN_HTTP_PORT: '0' },
+      15_000,
+    );
     expect(code).toBe(1);
     expect(err).toContain('RUNWARDEN_HTTP_TOKEN');
   });

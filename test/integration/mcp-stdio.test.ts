@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { uniqueName } from '../support/clients.js';
 import { call, callError, stdioClient } from '../support/mcp.js';
 import { pyGetRun, pyListArtifacts, pyMetricHistory, runPythonMlflow } from '../support/python.js';
+import { waitFor } from '../support/tasks.js';
 
 const mlflowUrl = inject('mlflowUrl');
 let root = '';
@@ -19,14 +20,18 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const waitFor = async (check: () => Promise<boolean>, ms: number) => {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return false;
-};
+/**
+ * Waits (failing after `timeoutMs`) until MLflow's Python client no longer sees the run RUNNING,
+ * then reads it once more, so closing tags written alongside the status are there too.
+ */
+async function whenClosed(runId: string, timeoutMs: number) {
+  await waitFor(
+    `run ${runId} to leave RUNNING`,
+    async () => (await pyGetRun(mlflowUrl, runId)).status !== 'RUNNING',
+    { timeoutMs },
+  );
+  return pyGetRun(mlflowUrl, runId);
+}
 
 describe('runwarden mcp (stdio)', () => {
   it('stdio: the tracked-experiment workflow stores params, metrics, artifacts and a registered model, and the run ends FINISHED', async () => {
@@ -147,10 +152,7 @@ print(json.dumps({"version": mv.version, "run_id": mv.run_id}))`,
       metrics: [{ key: 'loss', value: 0.3, step: 1 }],
     });
     await client.close();
-    expect(
-      await waitFor(async () => (await pyGetRun(mlflowUrl, run.run_id)).status !== 'RUNNING', 15_000),
-    ).toBe(true);
-    const py = await pyGetRun(mlflowUrl, run.run_id);
+    const py = await whenClosed(run.run_id, 15_000);
     expect(py.status).toBe('KILLED');
     expect(py.tags['runwarden.closed_by']).toBe('mcp-server');
     expect(py.tags['runwarden.close_reason']).toBe(
@@ -170,10 +172,7 @@ print(json.dumps({"version": mv.version, "run_id": mv.run_id}))`,
         experiment_name: uniqueName('mcp-lease'),
         lease_seconds: 10,
       });
-      expect(
-        await waitFor(async () => (await pyGetRun(mlflowUrl, run.run_id)).status !== 'RUNNING', 30_000),
-      ).toBe(true);
-      const py = await pyGetRun(mlflowUrl, run.run_id);
+      const py = await whenClosed(run.run_id, 30_000);
       expect(py.status).toBe('KILLED');
       expect(py.tags['runwarden.closed_by']).toBe('reaper');
       expect(py.tags['runwarden.close_reason']).toContain('the MCP client never called end_run');

@@ -3,7 +3,6 @@
 // progress notifications, get_task/list_tasks, the SSE stream of a running task (snapshot,
 // progress/metric events, end), cancel_task of a running task ending its MLflow run KILLED (as
 // MLflow's Python client sees it), and refused specs that queue nothing.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,14 @@ import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.j
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { call, callError, httpClient, type ServeProcess, startServe } from '../support/mcp.js';
 import { pyGetRun } from '../support/python.js';
-import { repoRoot } from '../support/services.js';
+import {
+  startWorkerProcess,
+  stopAllWorkers,
+  taskEnv,
+  type WorkerEnv,
+  type WorkerProcess,
+  waitFor,
+} from '../support/tasks.js';
 
 const mlflowUrl = inject('mlflowUrl');
 const redisUrl = inject('redisUrl');
@@ -20,77 +26,35 @@ const TOKEN = 'task-mcp-token-0123456789';
 const prefix = `rw-taskmcp-${process.pid}-${Date.now().toString(36)}`;
 
 let workDir = '';
-let env: Record<string, string> = {};
 let serve: ServeProcess | undefined;
-let worker: ChildProcess | undefined;
-let workerErr = '';
+let worker: WorkerProcess | undefined;
 let client: Client;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nworker stderr:\n${workerErr}`);
-    await sleep(250);
-  }
-}
-
-async function startWorker(): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'index.ts'), 'worker'],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  worker = child;
-  child.stderr?.on('data', (d) => {
-    workerErr += d;
+/** waitFor (60 s by default) whose error also shows the worker's stderr. */
+function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  return waitFor(what, probe, { timeoutMs: ms }).catch((err: Error) => {
+    throw new Error(`${err.message}\nworker stderr:\n${worker?.stderr() ?? ''}`);
   });
-  await until('the worker to be ready', async () => {
-    if (child.exitCode !== null) throw new Error(`worker exited early: ${workerErr}`);
-    return workerErr.includes('runwarden worker: waiting for tasks') ? true : undefined;
-  });
-}
-
-async function stopWorker(): Promise<void> {
-  const child = worker;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  if (
-    (await Promise.race([exited.then(() => 'exited'), sleep(20_000).then(() => 'timeout')])) === 'timeout'
-  ) {
-    child.kill('SIGKILL');
-    await exited;
-  }
 }
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'rw-taskmcp-'));
-  env = {
-    MLFLOW_TRACKING_URI: mlflowUrl,
-    REDIS_URL: redisUrl,
-    RUNWARDEN_TASKS_DIR: join(repoRoot, 'test', 'fixtures', 'tasks'),
-    RUNWARDEN_QUEUE_PREFIX: prefix,
-    RUNWARDEN_WORK_DIR: workDir,
-    RUNWARDEN_CACHE_DIR: join(workDir, '.cache'),
-    RUNWARDEN_LOG_LEVEL: 'warn',
-    RUNWARDEN_KILL_GRACE_MS: '2000',
-    RUNWARDEN_WORKER_LOCK_MS: '5000',
-  };
-  [serve] = await Promise.all([startServe({ ...env, RUNWARDEN_HTTP_TOKEN: TOKEN }), startWorker()]);
-  client = (await httpClient(serve.url, TOKEN)).client;
+  const workerEnv: WorkerEnv = { mlflowUrl, redisUrl, prefix, workDir };
+  // Both settle before a failure is reported, so afterAll stops whichever did start.
+  const [s, w] = await Promise.allSettled([
+    startServe({ ...taskEnv(workerEnv), RUNWARDEN_HTTP_TOKEN: TOKEN }),
+    startWorkerProcess(workerEnv),
+  ]);
+  if (s.status === 'fulfilled') serve = s.value;
+  if (w.status === 'fulfilled') worker = w.value;
+  if (s.status === 'rejected') throw s.reason;
+  if (w.status === 'rejected') throw w.reason;
+  client = (await httpClient(s.value.url, TOKEN)).client;
 });
 
 afterAll(async () => {
   await client?.close().catch(() => undefined);
-  await Promise.all([stopWorker(), serve?.stop()]);
+  await Promise.all([stopAllWorkers(), serve?.stop()]);
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 

@@ -13,6 +13,7 @@ import { testClient, uniqueName } from '../support/clients.js';
 import { pyGetRun } from '../support/python.js';
 import {
   fixtureTasksDir,
+  killGroupsQuietly,
   killQuietly,
   liveGroupMembers,
   pidAlive,
@@ -39,6 +40,8 @@ describe('cancelling tasks', () => {
   let env: WorkerEnv;
   let queue: TaskQueue;
   const leftovers: number[] = [];
+  /** Process groups (not pids) to SIGKILL after each test. */
+  const leftoverGroups: number[] = [];
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'rw-tasks-cancel-'));
@@ -49,6 +52,7 @@ describe('cancelling tasks', () => {
   afterEach(async () => {
     await stopAllWorkers();
     killQuietly(leftovers.splice(0));
+    killGroupsQuietly(leftoverGroups.splice(0));
   });
 
   afterAll(async () => {
@@ -95,7 +99,7 @@ describe('cancelling tasks', () => {
     leftovers.push(grandchild);
     const pgid = processGroupOf(grandchild)!;
     expect(pgid).toBeGreaterThan(0);
-    leftovers.push(pgid);
+    leftoverGroups.push(pgid);
     expect(liveGroupMembers(pgid)).toContain(grandchild);
     const { info: running, runId } = await waitForAttemptRun(queue, task.taskId, 1, 10_000);
     expect(running.runs).toHaveLength(1);

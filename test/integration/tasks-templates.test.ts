@@ -13,6 +13,7 @@ import { verifyZip } from '../../src/runners/zip.js';
 import { testClient, uniqueName } from '../support/clients.js';
 import { pyGetRun, pyMetricHistory } from '../support/python.js';
 import { repoRoot } from '../support/services.js';
+import { sleep, waitForTaskState } from '../support/tasks.js';
 
 const mlflowUrl = inject('mlflowUrl');
 const redisUrl = inject('redisUrl');
@@ -61,21 +62,18 @@ beforeAll(async () => {
 }, 1_800_000);
 
 afterAll(async () => {
-  worker?.kill('SIGTERM');
-  await new Promise((r) => (worker?.exitCode !== null ? r(null) : worker.on('exit', r)));
+  // SIGTERM, and SIGKILL if the worker has not exited 30 s later (no task runs by now).
+  if (worker && worker.exitCode === null && worker.signalCode === null) {
+    const exited = new Promise((r) => worker.once('exit', r));
+    worker.kill('SIGTERM');
+    if ((await Promise.race([exited, sleep(30_000).then(() => 'timeout' as const)])) === 'timeout') {
+      worker.kill('SIGKILL');
+      await exited;
+    }
+  }
   await queue?.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function finished(taskId: string, ms: number) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const info = await queue.get(taskId);
-    if (info && ['completed', 'failed', 'cancelled'].includes(info.state)) return info;
-    if (Date.now() > deadline) throw new Error(`task ${taskId} still ${info?.state} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-}
 
 const cases: [string, Record<string, number | string>, string][] = [
   ['gru-forecast', { epochs: 3 }, 'val_loss'],
@@ -89,7 +87,7 @@ describe('shipped templates', () => {
     '%s: runs through a worker into a FINISHED run with history, test metrics, model, loss curve and workspace.zip',
     async (template, params, lossKey) => {
       const { task } = await queue.enqueue({ template, params, experiment: uniqueName(`tpl-${template}`) });
-      const info = await finished(task.taskId, 600_000);
+      const info = await waitForTaskState(queue, task.taskId, ['completed', 'failed', 'cancelled'], 600_000);
       expect(info.state, info.reason).toBe('completed');
       const runId = info.runs.at(-1)!.run_id;
       const run = await pyGetRun(mlflowUrl, runId);

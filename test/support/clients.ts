@@ -27,6 +27,19 @@ export interface Fixture {
   stdout: () => string;
 }
 
+const running = new Set<ChildProcess>();
+
+/**
+ * SIGKILL every fixture process `runFixture` started that is still running (for afterEach/afterAll,
+ * so a failed test does not leave its fixture behind).
+ */
+export function killFixtures(): void {
+  for (const child of running) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  running.clear();
+}
+
 /** Run `test/fixtures/<name>.ts` with arguments, in its own process. */
 export function runFixture(name: string, args: string[], env: Record<string, string> = {}): Fixture {
   const child = spawn(
@@ -38,6 +51,8 @@ export function runFixture(name: string, args: string[], env: Record<string, str
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   let out = '';
   let err = '';
   child.stderr?.on('data', (d) => {
@@ -47,7 +62,17 @@ export function runFixture(name: string, args: string[], env: Record<string, str
     child.stdout?.on('data', (d) => {
       out += d;
       const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)));
+      if (nl < 0) return;
+      const line = out.slice(0, nl);
+      try {
+        resolve(JSON.parse(line));
+      } catch (e) {
+        reject(
+          new Error(
+            `fixture ${name} printed a first line that is not JSON (${(e as Error).message}): ${line}`,
+          ),
+        );
+      }
     });
     child.on('exit', (code) =>
       reject(new Error(`fixture ${name} exited (${code}) before printing: ${err.slice(-2000)}`)),

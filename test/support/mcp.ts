@@ -31,7 +31,8 @@ export interface ServeProcess {
   port: number;
   child: ChildProcess;
   stderr: () => string;
-  stop: () => Promise<number | null>;
+  /** SIGTERM, then SIGKILL if still running after `timeoutMs`; resolves with the exit code. */
+  stop: (timeoutMs?: number) => Promise<number | null>;
 }
 
 export async function startServe(env: Record<string, string>): Promise<ServeProcess> {
@@ -49,13 +50,19 @@ export async function startServe(env: Record<string, string>): Promise<ServeProc
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`runwarden serve exited (${child.exitCode}): ${err}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`runwarden serve exited (${child.exitCode ?? child.signalCode}): ${err}`);
+    }
     try {
       const res = await fetch(`${url}/health`);
       await res.arrayBuffer();
       break;
     } catch {
-      if (Date.now() > deadline) throw new Error(`runwarden serve did not answer on ${url}: ${err}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`runwarden serve did not answer on ${url}: ${err}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -64,8 +71,15 @@ export async function startServe(env: Record<string, string>): Promise<ServeProc
     port,
     child,
     stderr: () => err,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
+    stop: async (timeoutMs = 30_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), timeoutMs);
+      });
+      if ((await Promise.race([exited, timeout])) === 'timeout') child.kill('SIGKILL');
+      clearTimeout(timer);
       return exited;
     },
   };

@@ -327,6 +327,22 @@ export function killQuietly(pids: number[]): void {
   }
 }
 
+/**
+ * SIGKILL every member of each process group (`kill(-pgid)`), ignoring groups already gone. Never
+ * signals this process's own group, nor pgid 0 or 1.
+ */
+export function killGroupsQuietly(pgids: number[]): void {
+  const own = processGroupOf(process.pid);
+  for (const pgid of pgids) {
+    if (!Number.isInteger(pgid) || pgid <= 1 || pgid === own) continue;
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
 /** Names of the entries of a zip file. */
 export function zipEntries(file: string): Promise<string[]> {
   return new Promise((resolve, reject) => {

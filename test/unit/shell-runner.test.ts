@@ -3,16 +3,24 @@
 // callbacks and log files, reports a missing command, kills the whole group on abort (SIGKILL after
 // the grace period for members that ignore SIGTERM), and takes the group down when the process
 // holding it dies by kill -9.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { runCommand, type ShellOptions } from '../../src/runners/shell.js';
-import { runFixture } from '../support/clients.js';
+import { killFixtures, runFixture } from '../support/clients.js';
 import { liveGroupMembers, pidAlive, processGroupOf, waitFor } from '../support/tasks.js';
+
+const dirs: string[] = [];
+
+afterEach(() => {
+  killFixtures();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 function options(overrides: Partial<ShellOptions> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'rw-shell-'));
+  dirs.push(dir);
   const out: string[] = [];
   const err: string[] = [];
   const opts: ShellOptions = {
