@@ -85,6 +85,15 @@ describe('cancelling tasks', () => {
     const after = await queue.get(task.taskId);
     expect(after?.state).toBe('cancelled');
     expect(after?.runs).toEqual([]);
+
+    // The same spec enqueued again is a new task: it is not reported as the cancelled one, and runs.
+    const again = await queue.enqueue({ template: 'quick', params: { epochs: 2 }, experiment });
+    expect(again.task.taskId).toBe(task.taskId);
+    expect(again.existing).toBe(false);
+    expect(again.info.state).not.toBe('cancelled');
+    expect(again.info.cancel_requested).toBeUndefined();
+    await waitForTaskState(queue, task.taskId, 'completed', 60_000);
+    expect(await taskRuns(client, experiment, task.taskId)).toHaveLength(1);
   });
 
   it('runwarden cancel from another process kills a running task: process group gone, run KILLED with the reason, task cancelled, within 10 s', async () => {
