@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../errors/index.js';
-import { downloadFile, downloadTree, listArtifacts } from '../mlflow/artifacts.js';
+import { artifactBaseUrl, downloadFile, downloadTree, listArtifacts } from '../mlflow/artifacts.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
 import type { InlineTable } from '../queue/spec.js';
@@ -47,10 +47,11 @@ async function checkOne(client: MlflowClient, name: string, input: Input): Promi
       await client.transport
         .send(
           () => ({
-            url: proxiedUrl(client, input),
+            url: artifactBaseUrl(client, input),
             init: { method: 'GET', headers: { range: 'bytes=0-0' } },
           }),
-          { retry: true, timeoutMs: 15_000 },
+          // A server that ignores Range would send the whole file: read one byte of it.
+          { retry: true, timeoutMs: 15_000, maxBodyBytes: 1 },
         )
         .then((r) => r.body?.cancel());
     } else {
@@ -69,11 +70,6 @@ async function checkOne(client: MlflowClient, name: string, input: Input): Promi
 /** Prove every input resolves; throws ValidationError naming the first that does not. */
 export async function checkInputs(client: MlflowClient, inputs: Record<string, Input>): Promise<void> {
   for (const [name, input] of Object.entries(inputs)) await checkOne(client, name, input);
-}
-
-function proxiedUrl(client: MlflowClient, uri: string): string {
-  const rel = normalizeArtifactPath(uri.replace(/^mlflow-artifacts:(\/\/[^/]+)?\/?/, ''));
-  return `${client.trackingUri}/api/2.0/mlflow-artifacts/artifacts/${rel.split('/').map(encodeURIComponent).join('/')}`;
 }
 
 function csvCell(v: string | number | boolean | null): string {
@@ -124,7 +120,9 @@ export async function materializeInputs(
       out[name] = target;
     } else if (input.startsWith('mlflow-artifacts:/')) {
       const target = path.join(own, path.posix.basename(input));
-      await client.transport.getToFile(proxiedUrl(client, input), target, { signal });
+      // Folder URI + file name, so the download gets downloadFile's temp file, rename and timeout.
+      const slash = input.lastIndexOf('/');
+      await downloadFile(client, input.slice(0, slash), input.slice(slash + 1), target, { signal });
       out[name] = target;
     } else {
       const target = path.join(own, path.posix.basename(new URL(input).pathname) || name);
