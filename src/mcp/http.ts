@@ -1,3 +1,10 @@
+/**
+ * `runwarden serve`: the MCP server over Streamable HTTP. One stateful MCP session per client,
+ * each with its own runs (ended KILLED when the session closes or idles out); requests checked for
+ * Host and Origin (DNS rebinding), a bearer token when one is set (required off loopback) and a
+ * body size cap; `/health` and the task event streams (`/tasks/:id/events`) beside `/mcp`.
+ */
+import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -126,8 +133,10 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
   /** With a token set, answer 401 unless the request carries it; true when it may go on. */
   function authorized(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     if (!opts.token) return true;
-    const auth = req.headers.authorization ?? '';
-    if (auth === `Bearer ${opts.token}`) return true;
+    // Constant-time comparison, so response timing does not reveal how much of a guess was right.
+    const given = Buffer.from(req.headers.authorization ?? '');
+    const expected = Buffer.from(`Bearer ${opts.token}`);
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return true;
     rpcError(res, 401, 'missing or wrong bearer token: send Authorization: Bearer <RUNWARDEN_HTTP_TOKEN>', {
       'www-authenticate': 'Bearer realm="runwarden"',
     });

@@ -15,9 +15,14 @@ export async function runStdio(runtime: McpRuntime): Promise<void> {
     if (stopping) return;
     stopping = true;
     runtime.logger.info({ reason }, 'stopping MCP stdio server');
-    await session.close(reason);
-    await runtime.shutdown(reason);
-    process.exit(code);
+    try {
+      await session.close(reason);
+      await runtime.shutdown(reason);
+    } catch (err) {
+      runtime.logger.warn({ err: (err as Error).message }, 'shutdown did not complete');
+    } finally {
+      process.exit(code);
+    }
   };
   process.stdin.on(
     'end',

@@ -1,3 +1,8 @@
+/**
+ * Run artifacts through MLflow's artifact proxy: files and folders uploaded and downloaded as
+ * streams (never whole in memory, downloads to a temp name then renamed), small reads capped,
+ * listings paged and optionally recursive. Paths are normalised so none escapes the run's root.
+ */
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { RunwardenError } from '../errors/index.js';

@@ -42,7 +42,8 @@ export interface RegisterModelResult {
 const ALIAS_RE = /^[\w-]+$/;
 const IDEMPOTENCY_TAG = 'runwarden.idempotency_key';
 
-function validateAlias(alias: string): void {
+/** Refuse aliases MLflow rejects or reserves, with the same words wherever they are set. */
+export function validateAlias(alias: string): void {
   if (!ALIAS_RE.test(alias) || alias.length > 255) {
     throw new ValidationError(
       'alias',

@@ -1,7 +1,8 @@
 /** Tool `set_model_alias`: point an alias (e.g. champion) at a model version. */
 import { z } from 'zod';
-import { isMlflowError, ValidationError } from '../../errors/index.js';
+import { isMlflowError } from '../../errors/index.js';
 import { ok } from '../../mlflow/client.js';
+import { validateAlias } from '../../tracking/models.js';
 import { defineTool } from './define.js';
 
 export const setModelAliasTool = defineTool({
@@ -22,12 +23,7 @@ export const setModelAliasTool = defineTool({
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   async run({ name, alias, version }, ctx) {
-    if (/^latest$/i.test(alias) || /^v\d+$/i.test(alias) || !/^[\w-]+$/.test(alias)) {
-      throw new ValidationError(
-        'alias',
-        `'${alias}' is not allowed: use letters, digits, _ and -, not 'latest' or v<N>`,
-      );
-    }
+    validateAlias(alias);
     let previous: string | undefined;
     try {
       const cur = await ok(

@@ -790,13 +790,13 @@ describe('tools: failures carry a recovery step', () => {
   });
 
   it.each([
-    'latest',
-    'LATEST',
-    'v3',
-    'has space',
-  ])("set_model_alias: alias '%s' is refused before any request", async (alias) => {
+    ['latest', 'is reserved by MLflow'],
+    ['LATEST', 'is reserved by MLflow'],
+    ['v3', 'is reserved by MLflow'],
+    ['has space', "is not a valid alias: use letters, digits, '_' and '-'"],
+  ])("set_model_alias: alias '%s' is refused before any request, in register_model's words", async (alias, why) => {
     const text = failed(await s.call('set_model_alias', { name: 'm', alias, version: '1' }));
-    expect(text).toContain(`alias: '${alias}' is not allowed`);
+    expect(text).toContain(`alias: '${alias}' ${why}`);
     expect(fake.requests).toEqual([]);
   });
 
