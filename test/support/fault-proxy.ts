@@ -1,0 +1,154 @@
+// A fault-injection TCP proxy for integration tests: it sits between runwarden and a real server
+// (MLflow, Redis) on a free loopback port and, per new connection, passes traffic through or
+// injects a fault. Faults apply to connections accepted after `setMode` (runwarden's transport
+// opens a fresh connection per request on loopback, so each request sees the mode of its time);
+// `setMode(..., { existing: true })` also applies 'hang' and 'reset' to connections already open
+// (needed for long-lived clients: Redis, or an HTTP client with keep-alive).
+//
+// Modes:
+//   pass         forward both ways untouched
+//   delay        wait `delayMs` before forwarding the request (then forward untouched)
+//   hang         accept, read, never answer, never close (until the mode changes or close())
+//   http503      answer every request with 503 Service Unavailable and close
+//   reset        accept, then destroy the socket with RST
+//   refuse       stop listening altogether (ECONNREFUSED), as a server that is down
+//   dropMidBody  forward the request, pass `dropAfterBytes` of the answer, then reset
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+export type FaultMode = 'pass' | 'delay' | 'hang' | 'http503' | 'reset' | 'refuse' | 'dropMidBody';
+
+export interface FaultOptions {
+  delayMs?: number;
+  dropAfterBytes?: number;
+  /** Also apply 'hang'/'reset'/'refuse' to connections already open. */
+  existing?: boolean;
+}
+
+export interface FaultProxy {
+  /** `http://127.0.0.1:<port>` (for HTTP targets). */
+  url: string;
+  port: number;
+  mode(): FaultMode;
+  setMode(mode: FaultMode, opts?: FaultOptions): Promise<void>;
+  /** Connections accepted so far, and how many of them met each mode. */
+  stats(): { accepted: number; byMode: Record<string, number> };
+  close(): Promise<void>;
+}
+
+const RESPONSE_503 =
+  'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n' +
+  'Content-Length: 64\r\n\r\n{"error_code":"TEMPORARILY_UNAVAILABLE","message":"fault proxy"}';
+
+/** Start a proxy to `target` (`host:port` or `http://host:port`). */
+export async function startFaultProxy(target: string): Promise<FaultProxy> {
+  const t = new URL(target.includes('://') ? target : `tcp://${target}`);
+  const targetHost = t.hostname;
+  const targetPort = Number(t.port);
+  let current: FaultMode = 'pass';
+  let opts: FaultOptions = {};
+  let accepted = 0;
+  const byMode: Record<string, number> = {};
+  const sockets = new Set<Socket>();
+  const hung = new Set<Socket>();
+  let port = 0;
+  let server: Server;
+
+  const handle = (client: Socket) => {
+    accepted++;
+    const mode = current;
+    byMode[mode] = (byMode[mode] ?? 0) + 1;
+    sockets.add(client);
+    client.on('close', () => {
+      sockets.delete(client);
+      hung.delete(client);
+    });
+    client.on('error', () => {});
+    if (mode === 'reset' || mode === 'refuse') {
+      client.resetAndDestroy();
+      return;
+    }
+    if (mode === 'hang') {
+      hung.add(client);
+      client.resume();
+      return;
+    }
+    if (mode === 'http503') {
+      client.once('data', () => client.end(RESPONSE_503));
+      return;
+    }
+    const upstream = connect(targetPort, targetHost);
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    const forwardRequest = () => client.pipe(upstream);
+    if (mode === 'delay') {
+      client.pause();
+      setTimeout(forwardRequest, opts.delayMs ?? 1_000);
+    } else {
+      forwardRequest();
+    }
+    if (mode === 'dropMidBody') {
+      let passed = 0;
+      const limit = opts.dropAfterBytes ?? 64;
+      upstream.on('data', (buf: Buffer) => {
+        if (passed >= limit) return;
+        const room = limit - passed;
+        client.write(buf.subarray(0, room));
+        passed += Math.min(room, buf.length);
+        if (passed >= limit) {
+          upstream.destroy();
+          client.resetAndDestroy();
+        }
+      });
+    } else {
+      upstream.pipe(client);
+    }
+  };
+
+  const listen = (p: number) =>
+    new Promise<void>((resolve, reject) => {
+      server = createServer(handle);
+      server.once('error', reject);
+      server.listen(p, '127.0.0.1', () => {
+        const addr = server.address();
+        if (addr && typeof addr === 'object') port = addr.port;
+        resolve();
+      });
+    });
+  const stopListening = () => new Promise<void>((resolve) => server.close(() => resolve()));
+
+  await listen(0);
+
+  return {
+    get url() {
+      return `http://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    mode: () => current,
+    async setMode(mode, o = {}) {
+      const was = current;
+      current = mode;
+      opts = o;
+      if (mode === 'refuse' && was !== 'refuse') await stopListening();
+      if (mode !== 'refuse' && was === 'refuse') await listen(port);
+      if (o.existing && (mode === 'reset' || mode === 'refuse')) {
+        for (const s of sockets) s.resetAndDestroy();
+      }
+      if (o.existing && mode === 'hang') {
+        for (const s of sockets) s.pause();
+      }
+      if (mode !== 'hang') {
+        for (const s of hung) s.destroy();
+        hung.clear();
+      }
+    },
+    stats: () => ({ accepted, byMode: { ...byMode } }),
+    async close() {
+      for (const s of sockets) s.destroy();
+      if (current !== 'refuse') await stopListening();
+    },
+  };
+}
