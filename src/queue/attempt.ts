@@ -21,11 +21,11 @@ import { runCommand } from '../runners/shell.js';
 import { createWorkspace, renderCommand, writeConfig } from '../runners/workspace.js';
 import { zipDirectory } from '../runners/zip.js';
 import { closeRun } from '../tracking/close-run.js';
-import { getOrCreateExperiment } from '../tracking/experiments.js';
 import type { RunHandle } from '../tracking/run-handle.js';
 import { iterateRuns } from '../tracking/search.js';
 import { startRun } from '../tracking/start-run.js';
 import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
+import { experimentIdFor, forgetExperimentId } from './experiment-ids.js';
 import type { NormalizedTask } from './spec.js';
 import { loadTemplate } from './templates.js';
 
@@ -91,17 +91,6 @@ async function supersedeEarlierAttempts(
   }
 }
 
-/** Experiment ids by name, per process: saves a round trip per task (dropped if a start fails). */
-const experimentIds = new Map<string, string>();
-
-async function experimentIdFor(client: MlflowClient, name: string): Promise<string> {
-  const known = experimentIds.get(name);
-  if (known) return known;
-  const { experimentId } = await getOrCreateExperiment(client, name);
-  experimentIds.set(name, experimentId);
-  return experimentId;
-}
-
 export async function runAttempt(
   client: MlflowClient,
   settings: AttemptSettings,
@@ -141,7 +130,7 @@ export async function runAttempt(
     sourceName: `runwarden:${template.name}`,
     handleSignals: false,
   }).catch((err: unknown) => {
-    experimentIds.delete(task.experiment);
+    forgetExperimentId(client, task.experiment);
     throw err;
   });
   phase('startRun');
