@@ -1,9 +1,9 @@
 /**
  * The one place that reads the environment. `loadConfig()` parses `process.env` (or a given record)
  * with zod once and returns a typed, frozen `Config`; everything else receives what it needs from it.
- * Every setting has a default, documented in README's configuration table. (Child processes
- * inherit the environment as a whole: task commands, the MLflow and Redis servers; that copy, and
- * looking a server binary up on PATH, are the only other uses of `process.env`.)
+ * Every setting has a default, documented in README's configuration table. (Task commands get an
+ * explicit environment picked from it (src/runners/task-env.ts); the MLflow and Redis servers
+ * inherit it; those, and looking a server binary up on PATH, are the only other uses of `process.env`.)
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -93,6 +93,10 @@ const EnvSchema = z.object({
   RUNWARDEN_SHUTDOWN_GRACE_MS: intMs(30_000),
   RUNWARDEN_KEEP_WORKSPACES: bool(false),
   RUNWARDEN_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
+  RUNWARDEN_INPUT_ROOTS: z.string().optional(),
+  RUNWARDEN_INPUT_DIRS: bool(false),
+  RUNWARDEN_HTTP_INPUT_HOSTS: z.string().optional(),
+  RUNWARDEN_ZIP_INPUTS: bool(false),
 });
 
 /** Settings of `runwarden serve`'s HTTP listener. */
@@ -166,6 +170,17 @@ export interface Config {
     /** BullMQ job lock; a dead worker's task is re-delivered within about twice this. */
     lockMs: number;
   };
+  /** The task-input boundary (see src/runners/input-policy.ts). */
+  inputs: {
+    /** Folders local (file://) inputs must resolve into; default `<tasksDir>/data`. */
+    roots: string[];
+    /** Whether a local input may be a folder. */
+    allowDirs: boolean;
+    /** Hosts http(s) inputs may come from (`host` or `host:port`); default none. */
+    httpHosts: string[];
+    /** Whether workspace.zip keeps the copies of the inputs (default: a manifest instead). */
+    zipInputs: boolean;
+  };
 }
 
 const list = (v: string | undefined) =>
@@ -203,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   const trackingUri = e.MLFLOW_TRACKING_URI.replace(/\/+$/, '');
+  const tasksDir = path.resolve(e.RUNWARDEN_TASKS_DIR ?? fileURLToPath(new URL('../tasks', import.meta.url)));
   return Object.freeze({
     mlflow: {
       trackingUri,
@@ -250,7 +266,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     localRedisPort: e.RUNWARDEN_REDIS_PORT,
     queue: {
       prefix: e.RUNWARDEN_QUEUE_PREFIX,
-      tasksDir: path.resolve(e.RUNWARDEN_TASKS_DIR ?? fileURLToPath(new URL('../tasks', import.meta.url))),
+      tasksDir,
       workDir: path.resolve(e.RUNWARDEN_WORK_DIR ?? path.join(e.RUNWARDEN_DATA_DIR, 'workspaces')),
       cacheDir: path.resolve(e.RUNWARDEN_CACHE_DIR ?? path.join(e.RUNWARDEN_DATA_DIR, 'envs')),
       concurrency: e.RUNWARDEN_WORKER_CONCURRENCY,
@@ -258,6 +274,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       shutdownGraceMs: e.RUNWARDEN_SHUTDOWN_GRACE_MS,
       keepWorkspaces: e.RUNWARDEN_KEEP_WORKSPACES,
       lockMs: e.RUNWARDEN_WORKER_LOCK_MS,
+    },
+    inputs: {
+      roots: (e.RUNWARDEN_INPUT_ROOTS ?? path.join(tasksDir, 'data'))
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((r) => path.resolve(r)),
+      allowDirs: e.RUNWARDEN_INPUT_DIRS,
+      httpHosts: list(e.RUNWARDEN_HTTP_INPUT_HOSTS).map((h) => h.toLowerCase()),
+      zipInputs: e.RUNWARDEN_ZIP_INPUTS,
     },
   });
 }

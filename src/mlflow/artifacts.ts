@@ -1,7 +1,8 @@
 /**
  * Run artifacts through MLflow's artifact proxy: files and folders uploaded and downloaded as
  * streams (never whole in memory, downloads to a temp name then renamed), small reads capped,
- * listings paged and optionally recursive. Paths are normalised so none escapes the run's root.
+ * listings paged and optionally recursive. Paths are normalised so none escapes the run's root, and
+ * an artifact URI that names another host than the tracking server is refused.
  */
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,9 +21,27 @@ export function artifactBaseUrl(client: MlflowClient, artifactUri: string): stri
         '--default-artifact-root, so runs get mlflow-artifacts:/ URIs.',
     );
   }
-  const host = m[1] ? `${new URL(client.trackingUri).protocol}${m[1]}` : client.trackingUri;
+  if (m[1]) {
+    // An authority must be the tracking server's own: artifacts (and the credentials sent with
+    // them) never go to another host, whatever a run or an input names.
+    const tracking = new URL(client.trackingUri);
+    let named: URL | undefined;
+    try {
+      named = new URL(`${tracking.protocol}${m[1]}`);
+    } catch {
+      // not a host: refused below
+    }
+    if (named?.host !== tracking.host || named.username || named.password) {
+      throw new RunwardenError(
+        'UNSUPPORTED_ARTIFACT_URI',
+        `artifact URI names host ${m[1].slice(2, 202)}, not the tracking server (${tracking.host}); runwarden ` +
+          'reaches artifacts only through MLFLOW_TRACKING_URI and sends credentials only there. Use a ' +
+          'mlflow-artifacts:/<path> URI (no host) or runs:/<run_id>/<path>.',
+      );
+    }
+  }
   const rest = normalizeArtifactPath(m[2] ?? '');
-  return `${host}/api/2.0/mlflow-artifacts/artifacts/${encodePath(rest)}`;
+  return `${client.trackingUri}/api/2.0/mlflow-artifacts/artifacts/${encodePath(rest)}`;
 }
 
 function guessContentType(file: string): string {

@@ -1,8 +1,9 @@
 /**
  * The HTTP transport under every MLflow call: adds auth the way MLflow's clients do (Bearer token
- * or Basic), bounds each attempt with a timeout, retries what is safe to repeat, and turns every
- * failure into one of two typed errors (`MlflowApiError`, `MlflowUnreachableError`), whatever the
- * body looked like (JSON, empty, text, HTML). openapi-fetch uses it as its `fetch`.
+ * or Basic), and only to the tracking server's own origin (`credentialsFor`), bounds each attempt
+ * with a timeout, retries what is safe to repeat, and turns every failure into one of two typed
+ * errors (`MlflowApiError`, `MlflowUnreachableError`), whatever the body looked like (JSON, empty,
+ * text, HTML). openapi-fetch uses it as its `fetch`.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import http from 'node:http';
@@ -271,8 +272,26 @@ function bufferedHttpFetch(agentFor: (protocol: string) => http.Agent): FetchLik
     });
 }
 
+/**
+ * The one place credentials are attached: the MLflow token or basic auth goes only to the tracking
+ * server's own origin (scheme, host and port of `trackingUri`); any other URL gets none.
+ */
+export function credentialsFor(
+  url: string,
+  trackingUri: string,
+  auth: string | undefined,
+): string | undefined {
+  if (!auth) return undefined;
+  try {
+    return new URL(url).origin === new URL(trackingUri).origin ? auth : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createTransport(opts: TransportOptions): Transport {
   const auth = authHeader(opts);
+  const authFor = (url: string) => credentialsFor(url, opts.trackingUri, auth);
   const keepAlive = resolveKeepAlive(opts.keepAlive, opts.trackingUri);
   const agents = { http: new http.Agent({ keepAlive }), https: new https.Agent({ keepAlive }) };
   const agentFor = (protocol: string) => (protocol === 'https:' ? agents.https : agents.http);
@@ -292,7 +311,8 @@ export function createTransport(opts: TransportOptions): Transport {
     const method = (init.method ?? 'GET').toUpperCase();
     const endpoint = describeEndpoint(method, url);
     const headers = new Headers(init.headers);
-    if (auth && !headers.has('authorization')) headers.set('authorization', auth);
+    const credentials = authFor(url);
+    if (credentials && !headers.has('authorization')) headers.set('authorization', credentials);
     if (!keepAlive) headers.set('connection', 'close');
     // One controller for both the timeout and the caller's signal (cheaper than
     // AbortSignal.timeout + AbortSignal.any on every call).
@@ -369,7 +389,8 @@ export function createTransport(opts: TransportOptions): Transport {
         headers['content-type'] = io.source.contentType;
         headers['content-length'] = io.source.size;
       }
-      if (auth) headers.authorization = auth;
+      const credentials = authFor(url);
+      if (credentials) headers.authorization = credentials;
       // Network failures become MlflowUnreachableError; local file errors (ENOSPC, EACCES) stay
       // as they are, since no retry or tracking URI fixes them.
       const fail = (err: Error) => {

@@ -14,10 +14,13 @@ import type { Logger } from '../log.js';
 import { uploadFile } from '../mlflow/artifacts.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
+import { inputManifest, writeInputManifest } from '../runners/input-manifest.js';
+import type { InputPolicy } from '../runners/input-policy.js';
 import { materializeInputs } from '../runners/inputs.js';
 import { parseLine } from '../runners/protocol.js';
 import { ensurePythonEnv } from '../runners/python-env.js';
 import { runCommand } from '../runners/shell.js';
+import { taskEnvironment } from '../runners/task-env.js';
 import { createWorkspace, renderCommand, writeConfig } from '../runners/workspace.js';
 import { zipDirectory } from '../runners/zip.js';
 import { closeRun } from '../tracking/close-run.js';
@@ -26,7 +29,7 @@ import { iterateRuns } from '../tracking/search.js';
 import { startRun } from '../tracking/start-run.js';
 import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
 import { experimentIdFor, forgetExperimentId } from './experiment-ids.js';
-import type { NormalizedTask } from './spec.js';
+import { type NormalizedTask, templateDefaultInputs } from './spec.js';
 import { loadTemplate } from './templates.js';
 
 export interface AttemptSettings {
@@ -44,6 +47,11 @@ export interface AttemptSettings {
   trackingUri: string;
   /** Extra environment for the command (MLflow credentials). */
   env: Record<string, string | undefined>;
+  /** The input boundary, applied again when inputs are brought in. */
+  inputs: InputPolicy & {
+    /** Keep the inputs' copies in workspace.zip (default: only the inputs.json manifest). */
+    zipInputs?: boolean;
+  };
 }
 
 export type TaskEvent =
@@ -151,7 +159,11 @@ export async function runAttempt(
     progress(0, 'preparing workspace', 'preparing');
     const ws = await createWorkspace(template, settings.workDir, `${task.taskId}-a${ctx.attempt}`);
     workspaceDir = ws.dir;
-    const inputs = await materializeInputs(client, task.inputs, ws.inputsDir, signal);
+    const inputs = await materializeInputs(client, task.inputs, ws.inputsDir, settings.inputs, {
+      signal,
+      defaults: templateDefaultInputs(template),
+    });
+    await writeInputManifest(ws.dir, await inputManifest(task.inputs, inputs));
     await writeConfig(ws, task.params, inputs);
     phase('workspace');
     progress(0, template.python ? 'preparing the Python environment' : 'starting', 'preparing');
@@ -179,16 +191,20 @@ export async function runAttempt(
     progress(0, 'running', 'running');
     const result = await runCommand(argv, {
       cwd: ws.dir,
-      env: {
-        ...process.env,
-        ...settings.env,
-        MLFLOW_TRACKING_URI: settings.trackingUri,
-        MLFLOW_RUN_ID: run.runId,
-        MLFLOW_EXPERIMENT_ID: experimentId,
-        RUNWARDEN_TASK_ID: task.taskId,
-        RUNWARDEN_OUTPUT_DIR: ws.outputDir,
-        PYTHONUNBUFFERED: '1',
-      },
+      // An explicit environment (task-env.ts): never the worker's whole one, with its secrets.
+      env: taskEnvironment({
+        parent: process.env,
+        declared: template.env,
+        set: {
+          ...settings.env,
+          MLFLOW_TRACKING_URI: settings.trackingUri,
+          MLFLOW_RUN_ID: run.runId,
+          MLFLOW_EXPERIMENT_ID: experimentId,
+          RUNWARDEN_TASK_ID: task.taskId,
+          RUNWARDEN_OUTPUT_DIR: ws.outputDir,
+          PYTHONUNBUFFERED: '1',
+        },
+      }),
       signal,
       killGraceMs: settings.killGraceMs,
       stdoutLog: path.join(ws.logsDir, 'stdout.log'),
@@ -222,7 +238,9 @@ export async function runAttempt(
     await pending;
     exitCode = result.exitCode;
     progress(1, 'storing results', 'finishing');
-    const resultTags = await storeResults(client, run, ws, template, declared, exitCode, log);
+    const resultTags = await storeResults(client, run, ws, template, declared, exitCode, log, {
+      zipInputs: settings.inputs.zipInputs === true,
+    });
     phase('storeResults');
 
     const stopped = result.aborted ? stopKind(ctx.signal, timeout) : undefined;
@@ -300,6 +318,7 @@ async function storeResults(
   declared: { path: string; dest?: string }[],
   exitCode: number | null,
   log: Logger,
+  opts: { zipInputs: boolean },
 ) {
   const tags: Record<string, string> = { 'runwarden.exit_code': String(exitCode ?? 'none') };
   // The archive is built and uploaded while the logs, declared artifacts and model go up.
@@ -327,7 +346,10 @@ async function storeResults(
   const archive = async () => {
     const zipFile = path.join(path.dirname(ws.dir), `${path.basename(ws.dir)}.zip`);
     try {
-      const z = await zipDirectory(ws.dir, zipFile);
+      // The inputs stay out unless asked for: inputs.json records their URIs and digests.
+      const z = await zipDirectory(ws.dir, zipFile, {
+        exclude: opts.zipInputs ? undefined : (rel) => rel.startsWith('inputs/'),
+      });
       await uploadFile(client, run.artifactUri, zipFile, { fileName: 'workspace.zip' });
       tags['runwarden.workspace_zip_entries'] = String(z.entries);
     } finally {

@@ -15,6 +15,7 @@ export function taskQueueFromConfig(cfg: Config, client: MlflowClient): TaskQueu
     prefix: cfg.queue.prefix,
     tasksDir: cfg.queue.tasksDir,
     client,
+    inputs: cfg.inputs,
   });
 }
 
@@ -35,6 +36,7 @@ export function attemptSettings(cfg: Config): AttemptSettings {
       MLFLOW_TRACKING_USERNAME: cfg.mlflow.username,
       MLFLOW_TRACKING_PASSWORD: cfg.mlflow.password,
     },
+    inputs: cfg.inputs,
   };
 }
 

@@ -30,7 +30,10 @@ export const TaskSpecSchema = z.object({
     .record(
       z.string(),
       z.union([
-        z.string().regex(URI_RE, 'must be a file://, runs:/, mlflow-artifacts:/ or http(s):// URI'),
+        z
+          .string()
+          .max(4096, 'is longer than 4096 characters; pass a shorter URI')
+          .regex(URI_RE, 'must be a file://, runs:/, mlflow-artifacts:/ or http(s):// URI'),
         InlineTable,
       ]),
     )
@@ -76,15 +79,29 @@ export function parseSpec(raw: unknown): z.output<typeof TaskSpecSchema> {
   return r.data;
 }
 
+/**
+ * A template's default inputs as the file:// URIs a spec gets when it names none (paths in
+ * task.yaml are relative to the tasks folder). The worker confines these to the tasks folder; any
+ * other local input must lie in the input roots.
+ */
+export function templateDefaultInputs(template: Template): { root: string; uris: Record<string, string> } {
+  const uris: Record<string, string> = {};
+  for (const [name, def] of Object.entries(template.inputs)) {
+    if (def.default) uris[name] = pathToFileURL(path.resolve(template.root, def.default)).href;
+  }
+  return { root: path.resolve(template.root), uris };
+}
+
 export function normalizeSpec(raw: unknown, template: Template): NormalizedTask {
   const spec = parseSpec(raw);
   const params = resolveParams(template, spec.params);
   const inputs: Record<string, string | InlineTable> = {};
+  const defaults = templateDefaultInputs(template).uris;
   for (const k of Object.keys(spec.inputs)) {
     if (!(k in template.inputs)) {
       throw new ValidationError(
-        `inputs.${k}`,
-        `template '${template.name}' has no input '${k}'; it takes: ${Object.keys(template.inputs).join(', ') || 'none'}`,
+        `inputs.${k.slice(0, 100)}`,
+        `template '${template.name}' has no input '${k.slice(0, 100)}'; it takes: ${Object.keys(template.inputs).join(', ') || 'none'}`,
       );
     }
   }
@@ -98,8 +115,8 @@ export function normalizeSpec(raw: unknown, template: Template): NormalizedTask 
         );
       }
       inputs[name] = given;
-    } else if (def.default) {
-      inputs[name] = pathToFileURL(path.resolve(template.root, def.default)).href;
+    } else if (defaults[name]) {
+      inputs[name] = defaults[name];
     } else if (def.required) {
       throw new ValidationError(
         `inputs.${name}`,

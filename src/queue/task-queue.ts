@@ -7,11 +7,12 @@ import { type Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RunwardenError } from '../errors/index.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
+import { defaultInputPolicy, type InputPolicy } from '../runners/input-policy.js';
 import { checkInputs } from '../runners/inputs.js';
 import { RW_TAGS } from '../tracking/tags.js';
 import { keys, QUEUE_NAME, RECORD_TTL_SECONDS } from './keys.js';
 import { type TaskProgress, type TaskRecord, TaskRecords, type TaskState } from './records.js';
-import { type NormalizedTask, normalizeSpec } from './spec.js';
+import { type NormalizedTask, normalizeSpec, templateDefaultInputs } from './spec.js';
 import { listTemplates, loadTemplate, type Template } from './templates.js';
 
 export interface TaskJobData {
@@ -42,6 +43,8 @@ export interface TaskQueueOptions {
   prefix: string;
   tasksDir: string;
   client: MlflowClient;
+  /** The input boundary (default: files under `<tasksDir>/data`, no folders, no web hosts). */
+  inputs?: InputPolicy;
 }
 
 const TERMINAL: TaskState[] = ['completed', 'failed', 'cancelled'];
@@ -81,7 +84,12 @@ export class TaskQueue {
     const task = normalizeSpec(spec, template);
     const prior = await this.queue.getJob(task.taskId);
     if (prior) return { task: prior.data.task, existing: true, info: await this.info(task.taskId, prior) };
-    await checkInputs(this.opts.client, task.inputs);
+    await checkInputs(
+      this.opts.client,
+      task.inputs,
+      this.opts.inputs ?? defaultInputPolicy(this.opts.tasksDir),
+      templateDefaultInputs(template),
+    );
     // The job is gone (cancelled before it started, or removed by age): its old record and cancel
     // marker must not describe the new task.
     await this.redis.del(this.keys.cancel(task.taskId), this.keys.task(task.taskId));

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { RunwardenError, ValidationError } from '../errors/index.js';
+import { TemplateEnvEntry } from '../runners/task-env.js';
 
 const ParamDef = z.discriminatedUnion('type', [
   z.object({
@@ -67,6 +68,8 @@ export const TemplateSchema = z.object({
   timeout_seconds: z.number().int().positive().default(3600),
   retry_on_failure: z.boolean().default(false),
   shared: z.array(z.string()).default([]),
+  // Environment of the command beyond the base (see src/runners/task-env.ts): NAME or NAME=value.
+  env: z.array(TemplateEnvEntry).default([]),
 });
 
 export interface Template extends z.infer<typeof TemplateSchema> {
