@@ -49,7 +49,13 @@ export {
   type RegisterModelResult,
   registerModel,
 } from './tracking/models.js';
-export { closeAllOpenRuns, installSignalHandlers, openRuns } from './tracking/open-runs.js';
+export {
+  type CloseAllOptions,
+  type CloseAllResult,
+  OpenRunRegistry,
+  type TrackOptions,
+  uniqueOwnerId,
+} from './tracking/open-runs.js';
 export { type ReapOptions, type ReapResult, reapExpiredRuns, startReaperLoop } from './tracking/reaper.js';
 export { type EndOptions, type ParamValue, RunHandle } from './tracking/run-handle.js';
 export {

@@ -1,6 +1,8 @@
 /**
- * `runwarden serve`: the MCP server over Streamable HTTP. One stateful MCP session per client,
- * each with its own runs (ended KILLED when the session closes or idles out); requests checked for
+ * `runwarden serve`: the MCP server over Streamable HTTP. One stateful MCP session per client;
+ * a session that closes or idles out has its runs' buffers flushed, and leases decide what happens
+ * to the runs (another session may continue them; the reaper closes them if nobody renews the
+ * lease; the server's shutdown ends the ones it owns KILLED); requests checked for
  * Host and Origin (DNS rebinding), a bearer token when one is set (required off loopback) and a
  * body size cap; `/health` and the task event streams (`/tasks/:id/events`) beside `/mcp`.
  */
@@ -23,7 +25,7 @@ export interface HttpOptions extends HttpSettings {
 export interface HttpServerHandle {
   url: string;
   port: number;
-  /** Close every session (ending their runs) and stop listening. */
+  /** Close every session (flushing their runs, ending none) and stop listening. */
   close(reason: string): Promise<void>;
 }
 

@@ -1,8 +1,9 @@
 /**
  * What one runwarden MCP process shares across its sessions: the MLflow client, the registry of
- * runs started through MCP, the task queue (connected to Redis on first use), settings, prompts
- * and the reaper loop. `shutdown()` ends every open MCP run KILLED, stops the loop and closes the
- * task queue.
+ * runs started through MCP (with this runtime's own open-run registry and unique owner id), the
+ * task queue (connected to Redis on first use), settings, prompts and the reaper loop, which
+ * sweeps expired leases of every owner. `shutdown()` ends KILLED the open runs this runtime owns
+ * (re-read first; never another server's), stops the loop and closes the task queue.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { type MlflowClient, mlflowClientFromConfig } from '../mlflow/client.js';
 import { taskQueueFromConfig } from '../queue/from-config.js';
-import { closeAllOpenRuns } from '../tracking/open-runs.js';
+import { OpenRunRegistry, uniqueOwnerId } from '../tracking/open-runs.js';
 import { startReaperLoop } from '../tracking/reaper.js';
 import type { McpSettings } from './context.js';
 import { loadPrompts, type PromptTemplate } from './prompts.js';
@@ -32,7 +33,7 @@ export interface McpRuntime {
   tasks: LazyTaskQueue;
   prompts: PromptTemplate[];
   version: string;
-  /** End all open MCP runs KILLED (bounded), stop the reaper, close the task queue. */
+  /** End the open runs this runtime owns KILLED (bounded), stop the reaper, close the task queue. */
   shutdown(reason: string): Promise<void>;
 }
 
@@ -44,9 +45,13 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     maxInlineArtifactBytes: config.mcp.maxInlineArtifactBytes,
     readArtifactMaxBytes: config.mcp.readArtifactMaxBytes,
     leaseSeconds: config.mcp.leaseSeconds,
-    owner: `mcp:${config.tracking.owner}`,
+    // Unique per runtime even when RUNWARDEN_OWNER is shared: what it may close on shutdown.
+    owner: uniqueOwnerId('mcp', config.tracking.owner),
   };
-  const runs = new McpRunRegistry(client, settings.leaseSeconds * 1000);
+  const runs = new McpRunRegistry(client, settings.leaseSeconds * 1000, {
+    owner: settings.owner,
+    openRuns: new OpenRunRegistry(),
+  });
   const tasks = new LazyTaskQueue({
     create: () => taskQueueFromConfig(config, client),
     redisUrl: config.redisUrl,
@@ -58,9 +63,11 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     opts.reaper !== false && config.mcp.reapIntervalMs > 0 && !settings.readOnly
       ? startReaperLoop(client, {
           intervalMs: config.mcp.reapIntervalMs,
-          ownerPrefix: 'mcp:',
+          // Every owner's expired leases (MCP, workers, library scripts), not only this kind's.
           onResult: (r) => {
-            if (r.closed.length) logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
+            if (!r.closed.length) return;
+            runs.forgetClosed(r.closed.map((c) => c.runId));
+            logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
           },
           onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
         })
@@ -75,12 +82,8 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     version: packageVersion(),
     async shutdown(reason) {
       stopReaper();
-      const r = await closeAllOpenRuns({
-        reason,
-        closedBy: 'mcp-server',
-        timeoutMs: config.tracking.shutdownTimeoutMs,
-      });
-      if (r.closed || r.failed) logger.info(r, 'ended open runs on shutdown');
+      const r = await runs.shutdown(reason, config.tracking.shutdownTimeoutMs);
+      if (r.closed || r.failed || r.released) logger.info(r, 'ended the open runs this server owns on shutdown');
       await tasks.close();
     },
   };

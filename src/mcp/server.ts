@@ -72,8 +72,9 @@ export function createServer(deps: ServerDeps): {
   const close = async (reason = 'the MCP client disconnected without calling end_run') => {
     if (closed) return;
     closed = true;
-    const n = await deps.runs.closeSession(sessionKey, reason);
-    if (n) ctx.logger.info({ runs: n }, 'ended runs left open by the session');
+    // Leases decide: the session's runs are flushed and left to their lease (see McpRunRegistry).
+    const n = await deps.runs.closeSession(sessionKey);
+    if (n) ctx.logger.info({ runs: n, reason }, 'session closed with runs still open under their lease');
     await server.close().catch(() => undefined);
   };
   return { server, sessionKey, close };

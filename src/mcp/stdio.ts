@@ -1,7 +1,9 @@
 /**
  * `runwarden mcp`: the MCP server over stdio, for one client. When the client goes away (stdin
- * closes) or the process gets SIGINT/SIGTERM, the runs it left open are ended KILLED with the
- * reason, then the process exits. stdout carries only MCP messages; logs go to stderr.
+ * closes) or the process gets SIGINT/SIGTERM, the process is going away: the runs it started and
+ * still owns are ended KILLED with the reason (re-read first; a run another server owns, or one
+ * already ended, is left as it is), then the process exits. stdout carries only MCP messages; logs
+ * go to stderr.
  */
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { McpRuntime } from './runtime.js';

@@ -9,7 +9,7 @@ import { isMlflowError, ParamConflictError, RunClosedError, ValidationError } fr
 import { uploadBytes, uploadPath } from '../mlflow/artifacts.js';
 import { type DatasetInputRequest, type MlflowClient, ok } from '../mlflow/client.js';
 import { batchBody, chunk, type KeyValue, type MetricPoint, metricRoom, truncate } from './batching.js';
-import { untrackOpenRun } from './open-runs.js';
+import type { OpenRunTracker } from './open-runs.js';
 import { MLFLOW_TAGS, RW_TAGS, type TerminalStatus } from './tags.js';
 import { LIMITS, validateKey, validateMetricValue, validateStep, validateTimestamp } from './validation.js';
 
@@ -27,6 +27,8 @@ export interface RunHandleInit {
   flushIntervalMs: number;
   /** Params already on the run (so same-value re-logging is a no-op). */
   params?: Record<string, string>;
+  /** The open-run registry tracking this handle; told when the run ended or was detached. */
+  registry?: OpenRunTracker;
 }
 
 export interface EndOptions {
@@ -57,6 +59,7 @@ export class RunHandle {
   private readonly client: MlflowClient;
   private readonly leaseMs: number;
   private readonly flushIntervalMs: number;
+  private readonly registry?: OpenRunTracker;
   /** When the last flush failed (0 = the last one succeeded): size-triggered flushes pause a while. */
   private failedAt = 0;
   private description: string;
@@ -81,6 +84,7 @@ export class RunHandle {
     this.description = init.description ?? '';
     this.leaseMs = init.leaseMs;
     this.flushIntervalMs = init.flushIntervalMs;
+    this.registry = init.registry;
     this.url = init.client.runUrl(init.experimentId, init.runId);
     for (const [k, v] of Object.entries(init.params ?? {})) this.params.set(k, v);
     this.lastRenewedAt = Date.now();
@@ -354,7 +358,7 @@ export class RunHandle {
     clearInterval(this.flushTimer);
     this.buffer = [];
     this._status = status;
-    untrackOpenRun(this);
+    this.registry?.untrack(this);
   }
 
   /**
@@ -413,7 +417,8 @@ export class RunHandle {
       this._status = status;
       if (tagged.status === 'rejected') throw tagged.reason;
     } finally {
-      untrackOpenRun(this);
+      // Still tracked while the run is not ended (a failed end), so a shutdown tries again.
+      if (this._status !== 'RUNNING') this.registry?.untrack(this);
     }
     if (flushErr) throw flushErr;
   }

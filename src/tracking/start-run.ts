@@ -12,7 +12,7 @@ import { RunClosedError, ValidationError } from '../errors/index.js';
 import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
 import { withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
-import { installSignalHandlers, trackOpenRun } from './open-runs.js';
+import { OpenRunRegistry } from './open-runs.js';
 import { type ParamValue, RunHandle } from './run-handle.js';
 import { MLFLOW_TAGS, RW_TAGS } from './tags.js';
 import { validateKey } from './validation.js';
@@ -44,7 +44,16 @@ export interface StartRunOptions {
   sourceName?: string;
   /** `mlflow.user` (default: the OS user). */
   user?: string;
-  /** End the run KILLED on SIGINT/SIGTERM (default true). */
+  /**
+   * The open-run registry of the runtime starting the run (an MCP server, a worker, your script):
+   * its `closeAll()` / signal handlers end the run KILLED if it is still open and still owned by
+   * `owner`. Default: a registry of the run's own.
+   */
+  registry?: OpenRunRegistry;
+  /**
+   * Without `registry`: end the run KILLED on SIGINT/SIGTERM (default true); the handlers go away
+   * when the run ends. With a `registry`, its owner installs them (`registry.installSignalHandlers()`).
+   */
   handleSignals?: boolean;
 }
 
@@ -129,8 +138,10 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
   );
 
   const info = run.info ?? {};
+  const registry = opts.registry ?? new OpenRunRegistry({ uninstallWhenEmpty: true });
   const handle = new RunHandle({
     client,
+    registry,
     runId: info.run_id!,
     experimentId: info.experiment_id ?? opts.experimentId,
     runName: info.run_name ?? opts.runName ?? '',
@@ -140,8 +151,8 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
     heartbeatMs,
     flushIntervalMs: opts.flushIntervalMs ?? 1_000,
   });
-  trackOpenRun(handle);
-  if (opts.handleSignals ?? true) installSignalHandlers();
+  registry.track(handle, { client, owner: tags[RW_TAGS.owner] });
+  if (!opts.registry && (opts.handleSignals ?? true)) registry.installSignalHandlers();
   if (opts.params && Object.keys(opts.params).length) {
     try {
       await handle.logParams(opts.params);
@@ -178,6 +189,10 @@ export interface AdoptRunOptions {
   flushIntervalMs?: number;
   /** The run as just read with `requireRunning` (saves reading it again). */
   run?: Run;
+  /** Track the handle in this registry (flushed on its `closeAll()`; ended only with `owner`). */
+  registry?: OpenRunRegistry;
+  /** Set when the run's `runwarden.owner` is this runtime's own id: its registry may then end it. */
+  owner?: string;
 }
 
 /**
@@ -215,8 +230,10 @@ export async function adoptRun(
     heartbeatMs: opts.heartbeatMs ?? 0,
     flushIntervalMs: opts.flushIntervalMs ?? 1_000,
     params: Object.fromEntries((run.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+    registry: opts.registry,
   });
-  trackOpenRun(handle);
+  const owned = opts.owner !== undefined && tags.get(RW_TAGS.owner) === opts.owner;
+  opts.registry?.track(handle, { client, owner: owned ? opts.owner : undefined });
   return handle;
 }
 

@@ -4,7 +4,7 @@ import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MlflowApiError, ValidationError } from '../../src/errors/index.js';
 import { createMlflowClient } from '../../src/mlflow/client.js';
-import { openRuns } from '../../src/tracking/open-runs.js';
+import { OpenRunRegistry } from '../../src/tracking/open-runs.js';
 import type { RunHandle } from '../../src/tracking/run-handle.js';
 import { startRun } from '../../src/tracking/start-run.js';
 
@@ -389,12 +389,13 @@ describe('startRun: the create request', () => {
     expect(a!['runwarden.request_id']).not.toBe(b!['runwarden.request_id']);
   });
 
-  it('startRun: the handle is tracked as open until end() and then untracked', async () => {
+  it('startRun: the handle is tracked in the registry it was given until end(), then untracked', async () => {
     server.use(...fake.handlers());
-    handle = await startRun(client(), { experimentId: '1', handleSignals: false });
-    expect(openRuns()).toContain(handle);
+    const registry = new OpenRunRegistry();
+    handle = await startRun(client(), { experimentId: '1', registry });
+    expect(registry.list()).toContain(handle);
     await handle.end();
-    expect(openRuns()).not.toContain(handle);
+    expect(registry.list()).not.toContain(handle);
   });
 
   it('startRun: a missing experimentId or a too-short lease is refused before any request', async () => {

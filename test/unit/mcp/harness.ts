@@ -421,7 +421,7 @@ export interface Session {
 /** createServer() on an msw-backed MLflow client, linked in memory to a real MCP Client that has listed the tools. */
 export async function openSession(settings: McpSettings, sessionKey?: string): Promise<Session> {
   const mlflow = createMlflowClient({ trackingUri: BASE, retry: { maxRetries: 0 } });
-  const runs = new McpRunRegistry(mlflow, 900_000);
+  const runs = new McpRunRegistry(mlflow, 900_000, { owner: settings.owner });
   const created = createServer({
     client: mlflow,
     runs,

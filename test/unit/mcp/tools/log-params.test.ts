@@ -1,6 +1,5 @@
 // log_params: write-once conflicts, no-op repeats, and which runs may be written to.
 import { describe, expect, it } from 'vitest';
-import { openRuns } from '../../../../src/tracking/open-runs.js';
 import {
   failed,
   fake,
@@ -41,14 +40,18 @@ describe('tools: failures carry a recovery step', () => {
 });
 
 describe('leases and run tags', () => {
-  it("log_params: a script's own run (no runwarden owner) may be written to, but is not among the runs the server ends on shutdown", async () => {
+  it("log_params: an adopted run (a script's, or another MCP server's) may be written to, but the server never ends it on shutdown", async () => {
     const run = seedRun();
     ok(await s.call('log_params', { run_id: run.info.run_id, params: { lr: 0.1 } }), 'log_params');
     expect(run.params.get('lr')).toBe('0.1');
-    expect(openRuns().map((h) => h.runId)).not.toContain(run.info.run_id);
-    const mcpRun = seedRun({ tags: { 'runwarden.owner': 'mcp:restarted@h:1' } });
+    const mcpRun = seedRun({ tags: { 'runwarden.owner': 'mcp:restarted@h:1:0a1b2c3d' } });
     ok(await s.call('log_params', { run_id: mcpRun.info.run_id, params: { lr: 0.2 } }), 'log_params');
-    expect(openRuns().map((h) => h.runId)).toContain(mcpRun.info.run_id);
+    expect(s.runs.openRuns.list().map((h) => h.runId)).toEqual(
+      expect.arrayContaining([run.info.run_id, mcpRun.info.run_id]),
+    );
+    expect(await s.runs.shutdown('server stopping', 5_000)).toMatchObject({ closed: 0, released: 2 });
+    expect(run.info.status).toBe('RUNNING');
+    expect(mcpRun.info.status).toBe('RUNNING');
   });
 
   it('log_params: a run this server process does not hold (server restarted) is adopted and written to', async () => {
