@@ -26,6 +26,7 @@ export function attemptSettings(cfg: Config): AttemptSettings {
     cacheDir: cfg.queue.cacheDir,
     killGraceMs: cfg.queue.killGraceMs,
     keepWorkspaces: cfg.queue.keepWorkspaces,
+    envBuildTimeoutMs: cfg.queue.envBuildTimeoutMs,
     owner: `worker:${cfg.tracking.owner}`,
     leaseMs: cfg.tracking.leaseMs,
     heartbeatMs: cfg.tracking.heartbeatMs,

@@ -1,8 +1,10 @@
 /**
  * The per-task record in Redis, kept beside the BullMQ job so a task's story survives the job's
  * removal: its spec, the MLflow run of each attempt, its latest progress and its final state.
+ * A worker's records retry through a Redis blip (`retryBudgetMs`: every call is retried with
+ * backoff while the budget lasts, then fails); a planner's fail at once.
  */
-import type { Redis } from 'ioredis';
+import { type Redis, ReplyError } from 'ioredis';
 import { type Keys, RECORD_TTL_SECONDS } from './keys.js';
 import type { NormalizedTask } from './spec.js';
 
@@ -29,15 +31,54 @@ export interface TaskRecord {
   cancel?: { reason: string; at: number };
 }
 
+export interface TaskRecordsOptions {
+  /** How long one call may keep retrying while Redis is unreachable (0: fail at once). */
+  retryBudgetMs?: number;
+}
+
+/** Default retry budget of a worker's bookkeeping (records, progress, final state): 30 s. */
+export const BOOKKEEPING_RETRY_MS = 30_000;
+
+/**
+ * Run `f`, retrying failures that are not Redis's own answer (a `ReplyError` means Redis is up and
+ * said no) with backoff from 100 ms doubling to 2 s, until `budgetMs` has passed since the first try.
+ */
+export async function retryRedis<T>(f: () => Promise<T>, budgetMs: number): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
+    try {
+      return await f();
+    } catch (err) {
+      if (err instanceof ReplyError || Date.now() + wait > deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 export class TaskRecords {
+  private readonly budgetMs: number;
+
   constructor(
     private readonly redis: Redis,
     private readonly k: Keys,
-  ) {}
+    opts: TaskRecordsOptions = {},
+  ) {
+    this.budgetMs = opts.retryBudgetMs ?? 0;
+  }
+
+  /** Run one Redis call within the retry budget. */
+  private call<T>(f: () => Promise<T>): Promise<T> {
+    return this.budgetMs > 0 ? retryRedis(f, this.budgetMs) : f();
+  }
 
   private async set(taskId: string, fields: Record<string, string>) {
     const key = this.k.task(taskId);
-    await this.redis.multi().hset(key, fields).expire(key, RECORD_TTL_SECONDS).exec();
+    await this.call(async () => {
+      // exec() answers [err, result] pairs instead of rejecting when a queued command failed.
+      const replies = await this.redis.multi().hset(key, fields).expire(key, RECORD_TTL_SECONDS).exec();
+      const failed = replies?.find(([err]) => err)?.[0];
+      if (failed) throw failed;
+    });
   }
 
   saveSpec(spec: NormalizedTask) {
@@ -65,22 +106,24 @@ export class TaskRecords {
   }
 
   async requestCancel(taskId: string, reason: string): Promise<void> {
-    await this.redis.set(
-      this.k.cancel(taskId),
-      JSON.stringify({ reason, at: Date.now() }),
-      'EX',
-      RECORD_TTL_SECONDS,
+    await this.call(() =>
+      this.redis.set(
+        this.k.cancel(taskId),
+        JSON.stringify({ reason, at: Date.now() }),
+        'EX',
+        RECORD_TTL_SECONDS,
+      ),
     );
   }
 
   async cancelRequest(taskId: string): Promise<{ reason: string; at: number } | undefined> {
-    const v = await this.redis.get(this.k.cancel(taskId));
+    const v = await this.call(() => this.redis.get(this.k.cancel(taskId)));
     return v ? (JSON.parse(v) as { reason: string; at: number }) : undefined;
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
     const [h, cancel] = await Promise.all([
-      this.redis.hgetall(this.k.task(taskId)),
+      this.call(() => this.redis.hgetall(this.k.task(taskId))),
       this.cancelRequest(taskId),
     ]);
     if (!Object.keys(h).length && !cancel) return undefined;

@@ -4,6 +4,13 @@
  * missed), throttles progress into the job and the task record, publishes live events for SSE
  * readers, and shuts down in bounded time: stop fetching, give running tasks a grace period,
  * cancel what is left (runs KILLED, jobs back to the queue), close BullMQ and Redis.
+ *
+ * Each attempt runs inside a fence on its BullMQ lock (lock-fence.ts): a worker that loses the
+ * lock (its Redis stalled past the lock duration, or another worker took the job) aborts the
+ * attempt, ends its run KILLED, and leaves the task to whoever holds it; it reports success only
+ * after a renewal confirms it still holds the lock. Bookkeeping (the task record, progress, the
+ * cancel marker) retries through a Redis blip for up to `bookkeepingRetryMs` (30 s): only the
+ * training's own failure fails a task.
  */
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -11,7 +18,8 @@ import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
 import { keys, QUEUE_NAME } from './keys.js';
-import { TaskRecords } from './records.js';
+import { startLockFence } from './lock-fence.js';
+import { BOOKKEEPING_RETRY_MS, TaskRecords } from './records.js';
 import type { TaskJobData } from './task-queue.js';
 
 export interface WorkerOptions {
@@ -26,6 +34,8 @@ export interface WorkerOptions {
   lockMs?: number;
   /** How often a running task re-checks its cancel marker (default 2 s). */
   cancelPollMs?: number;
+  /** How long one bookkeeping call retries while Redis is unreachable (default 30 s). */
+  bookkeepingRetryMs?: number;
 }
 
 export interface RunningWorker {
@@ -55,20 +65,33 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const subscriber = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
   for (const r of [connection, publisher, subscriber])
     r.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
-  const records = new TaskRecords(publisher, k);
+  const records = new TaskRecords(publisher, k, {
+    retryBudgetMs: opts.bookkeepingRetryMs ?? BOOKKEEPING_RETRY_MS,
+  });
+  const lockMs = opts.lockMs ?? 30_000;
 
   const processor = async (job: Job<TaskJobData>, token: string | undefined, signal?: AbortSignal) => {
     const task = job.data.task;
     // Numbers the attempt's run (every start gets its own); retries are counted by attemptsMade,
     // as BullMQ does, so a shutdown requeue does not use up an attempt.
     const attempt = job.attemptsStarted;
-    const cancel = await records.cancelRequest(task.taskId);
+    const [cancel, record] = await Promise.all([
+      records.cancelRequest(task.taskId),
+      records.get(task.taskId),
+    ]);
     if (cancel) {
       await records.finish(task.taskId, 'cancelled', `cancelled before it started: ${cancel.reason}`);
       throw new UnrecoverableError(`cancelled before it started: ${cancel.reason}`);
     }
+    // An earlier attempt completed the task and only BullMQ's own move was lost: its result stands.
+    if (record?.finalState === 'completed' && record.result) {
+      log.info({ task: task.taskId, attempt }, 'already completed by an earlier attempt');
+      return record.result;
+    }
     const abort = new AbortController();
     signal?.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+    const fence = token ? startLockFence(job, token, lockMs) : undefined;
+    fence?.signal.addEventListener('abort', () => abort.abort(fence.signal.reason), { once: true });
     const poll = setInterval(() => {
       records
         .cancelRequest(task.taskId)
@@ -95,7 +118,15 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
           attempt,
           jobId: job.id!,
           signal: abort.signal,
-          onRunStarted: (experimentId, runId) => records.recordRun(task.taskId, attempt, experimentId, runId),
+          confirmLock: fence ? () => fence.confirm() : undefined,
+          lockLostWhy: () => fence?.why,
+          // The record is bookkeeping: a Redis outage past the retry budget must not fail the task.
+          onRunStarted: (experimentId, runId) =>
+            records
+              .recordRun(task.taskId, attempt, experimentId, runId)
+              .catch((err: unknown) =>
+                log.warn({ task: task.taskId, err: (err as Error).message }, 'recording the run failed'),
+              ),
           onEvent,
         },
         log.child({ task: task.taskId, attempt }),
@@ -123,6 +154,14 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         );
       const finish = (state: 'completed' | 'failed' | 'cancelled') =>
         bestEffort('recording the final state', records.finish(task.taskId, state, out.reason, result));
+      if (out.kind === 'lock-lost') {
+        // The task is someone else's now: no record, no end event. If the lock was only
+        // unconfirmed (Redis unreachable) and is still ours, put the task back without using an
+        // attempt; otherwise BullMQ refuses the move (token mismatch) and the holder carries on.
+        if (token) await within(job.moveToDelayed(Date.now(), token), 5_000);
+        log.warn({ task: task.taskId, attempt, why: fence?.why }, 'lost the task lock; attempt stopped');
+        throw new DelayedError();
+      }
       if (out.kind === 'completed') {
         await finish('completed');
         await publishEnd('completed');
@@ -145,6 +184,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       throw new Error(out.reason);
     } finally {
       clearInterval(poll);
+      fence?.stop();
     }
   };
 
@@ -162,8 +202,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     concurrency: opts.concurrency,
     // Training runs in child processes, so the event loop stays free and the 30 s lock renews;
     // a dead worker's job is re-delivered after one stall.
-    lockDuration: opts.lockMs ?? 30_000,
-    stalledInterval: opts.lockMs ?? 30_000,
+    lockDuration: lockMs,
+    stalledInterval: lockMs,
     maxStalledCount: 2,
     // Room for the most attempts a spec may ask for (10) plus shutdown requeues and stalls.
     maxStartedAttempts: 15,

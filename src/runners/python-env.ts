@@ -1,24 +1,46 @@
 /**
  * One Python environment per template requirements, as MLflow Projects does: a venv under the
  * cache folder named by the sha256 of the requirements file, built on first use (pip install -r),
- * reused afterwards. A lock folder keeps two workers from building the same one at once; a
- * `.ready` marker is written only after a successful install.
+ * reused afterwards; a `.ready` marker is written only after a successful install.
+ *
+ * A lock folder (`py-<hash>.lock/`) keeps two workers from building the same one at once. It holds
+ * `owner.json` (pid, host, a nonce), whose mtime the builder refreshes every 15 s. A waiting worker
+ * takes the lock over at once when its owner is dead (same host, pid gone or a zombie), when its
+ * owner file went unrefreshed for `REMOTE_LOCK_STALE_MS` (another host, or a reused pid), or when
+ * the folder has had no owner file for 10 s (its builder died right after creating it). Takeover
+ * renames the folder away, so of two workers taking over the same stale lock only one succeeds.
+ * A build (waiting for the lock included) has its own bound, `timeoutMs` (RUNWARDEN_ENV_BUILD_TIMEOUT_MS,
+ * default 20 min), apart from the task's training timeout.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { RunwardenError } from '../errors/index.js';
 import type { Template } from '../queue/templates.js';
 
-const LOCK_STALE_MS = 60 * 60_000;
+/** Default bound of one environment build (RUNWARDEN_ENV_BUILD_TIMEOUT_MS). */
+export const ENV_BUILD_TIMEOUT_MS = 20 * 60_000;
+/** A lock whose owner file was not refreshed for this long is taken over (another host, reused pid). */
+export const REMOTE_LOCK_STALE_MS = 2 * 60_000;
+const LOCK_REFRESH_MS = 15_000;
+const OWNERLESS_GRACE_MS = 10_000;
+const OWNER_FILE = 'owner.json';
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  nonce: string;
+  since: number;
+}
 
 function run(cmd: string, args: string[], log: string, signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
     const out = createWriteStream(log, { flags: 'a' });
     out.on('error', reject);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL' });
     child.stdout.pipe(out, { end: false });
     child.stderr.pipe(out, { end: false });
     child.on('error', reject);
@@ -32,6 +54,47 @@ export async function requirementsHash(t: Template): Promise<string | undefined>
   return createHash('sha256').update(text.replace(/\r\n/g, '\n').trim()).digest('hex').slice(0, 16);
 }
 
+/** True when `pid` runs on this host (a zombie, dead but not reaped, counts as dead). */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true; // no /proc: trust kill(pid, 0)
+  }
+}
+
+async function readOwner(lock: string): Promise<{ owner?: LockOwner; mtimeMs?: number }> {
+  const file = path.join(lock, OWNER_FILE);
+  try {
+    const [text, st] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
+    return { owner: JSON.parse(text) as LockOwner, mtimeMs: st.mtimeMs };
+  } catch {
+    return {};
+  }
+}
+
+/** Why the lock at `lock` may be taken over now, or undefined while its owner may still build. */
+export async function staleLockReason(lock: string, now = Date.now()): Promise<string | undefined> {
+  const { owner, mtimeMs } = await readOwner(lock);
+  if (!owner || mtimeMs === undefined) {
+    const dir = await stat(lock).catch(() => undefined);
+    if (!dir) return undefined; // gone meanwhile: just try again
+    return now - dir.mtimeMs > OWNERLESS_GRACE_MS ? 'the lock has no owner file' : undefined;
+  }
+  if (owner.host === os.hostname() && Number.isInteger(owner.pid) && !pidAlive(owner.pid))
+    return `its owner (pid ${owner.pid} on this host) is dead`;
+  if (now - mtimeMs > REMOTE_LOCK_STALE_MS)
+    return `its owner (pid ${owner.pid} on ${owner.host}) has not refreshed it for ${Math.round((now - mtimeMs) / 1000)} s`;
+  return undefined;
+}
+
 /**
  * The python interpreter for the template: its cached venv's, or `fallback` (the system python)
  * for templates without requirements.
@@ -39,7 +102,15 @@ export async function requirementsHash(t: Template): Promise<string | undefined>
 export async function ensurePythonEnv(
   t: Template,
   cacheDir: string,
-  opts: { python?: string; signal?: AbortSignal; onBuild?: (envDir: string) => void } = {},
+  opts: {
+    python?: string;
+    signal?: AbortSignal;
+    /** Bound of the wait for another builder plus the build (default `ENV_BUILD_TIMEOUT_MS`). */
+    timeoutMs?: number;
+    onBuild?: (envDir: string) => void;
+    /** Called when a stale lock is taken over, with the reason. */
+    onTakeover?: (reason: string) => void;
+  } = {},
 ): Promise<string> {
   const base = opts.python ?? 'python3';
   const hash = await requirementsHash(t);
@@ -49,26 +120,57 @@ export async function ensurePythonEnv(
   const ready = path.join(envDir, '.ready');
   if (existsSync(ready)) return python;
   await mkdir(cacheDir, { recursive: true });
+  const timeoutMs = opts.timeoutMs ?? ENV_BUILD_TIMEOUT_MS;
+  const expired = AbortSignal.timeout(timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, expired]) : expired;
+  const log = `${envDir}.install.log`;
+  const timedOut = () =>
+    new RunwardenError(
+      'CONFIG_ERROR',
+      `building the Python environment of template ${t.name} took longer than ${timeoutMs} ms ` +
+        `(RUNWARDEN_ENV_BUILD_TIMEOUT_MS); see ${log}. Raise the setting, or build it ahead with \`runwarden prepare\`.`,
+    );
   const lock = `${envDir}.lock`;
+  const me: LockOwner = { pid: process.pid, host: os.hostname(), nonce: randomUUID(), since: Date.now() };
   for (;;) {
     try {
       await mkdir(lock);
+      await writeFile(path.join(lock, OWNER_FILE), JSON.stringify(me));
       break;
-    } catch {
-      if (existsSync(ready)) return python;
-      const st = await stat(lock).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await rm(lock, { recursive: true, force: true });
-      await new Promise((r) => setTimeout(r, 1_000));
-      opts.signal?.throwIfAborted();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
+    if (existsSync(ready)) return python;
+    const stale = await staleLockReason(lock);
+    if (stale) {
+      // Rename first: of several workers taking over the same lock, only one rename succeeds.
+      const away = `${lock}.stale-${randomUUID().slice(0, 8)}`;
+      if (
+        await rename(lock, away).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        await rm(away, { recursive: true, force: true });
+        opts.onTakeover?.(stale);
+      }
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    if (expired.aborted && !opts.signal?.aborted) throw timedOut();
+    signal.throwIfAborted();
   }
+  const refresh = setInterval(() => {
+    const now = new Date();
+    void utimes(path.join(lock, OWNER_FILE), now, now).catch(() => undefined);
+  }, LOCK_REFRESH_MS);
+  refresh.unref();
   try {
     if (existsSync(ready)) return python;
     opts.onBuild?.(envDir);
     await rm(envDir, { recursive: true, force: true });
-    const log = `${envDir}.install.log`;
     await writeFile(log, `building ${envDir} for template ${t.name}\n`);
-    if ((await run(base, ['-m', 'venv', envDir], log, opts.signal)) !== 0) {
+    if ((await run(base, ['-m', 'venv', envDir], log, signal)) !== 0) {
       throw new RunwardenError('CONFIG_ERROR', `python3 -m venv failed for template ${t.name}; see ${log}`);
     }
     const req = path.join(t.dir, t.python!.requirements);
@@ -76,7 +178,7 @@ export async function ensurePythonEnv(
       python,
       ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', req],
       log,
-      opts.signal,
+      signal,
     );
     if (code !== 0) {
       throw new RunwardenError(
@@ -86,7 +188,12 @@ export async function ensurePythonEnv(
     }
     await writeFile(ready, new Date().toISOString());
     return python;
+  } catch (err) {
+    if (expired.aborted && !opts.signal?.aborted) throw timedOut();
+    throw err;
   } finally {
-    await rm(lock, { recursive: true, force: true });
+    clearInterval(refresh);
+    // Only our own lock: a worker that took ours over (we looked dead) holds its own now.
+    if ((await readOwner(lock)).owner?.nonce === me.nonce) await rm(lock, { recursive: true, force: true });
   }
 }
