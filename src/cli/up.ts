@@ -2,7 +2,8 @@
  * `runwarden up`: the local stack in one command. Starts MLflow from the project's .venv (SQLite
  * and an artifact folder under RUNWARDEN_DATA_DIR, UI on RUNWARDEN_MLFLOW_PORT) unless
  * MLFLOW_TRACKING_URI points at a server already, redis-server (append-only, under the data
- * folder) unless REDIS_URL is set, a task worker, and the runwarden MCP HTTP server; prints the UI
+ * folder) unless REDIS_URL is set, a task worker, the runwarden MCP HTTP server and one reaper loop
+ * over every expired runwarden lease (any owner, every RUNWARDEN_REAP_INTERVAL_MS); prints the UI
  * URL, the MCP endpoint and ready-to-paste client configuration; stops everything on Ctrl-C.
  */
 import { mkdir } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { createRuntime } from '../mcp/runtime.js';
 import { mlflowClientFromConfig } from '../mlflow/client.js';
 import { workerFromConfig } from '../queue/from-config.js';
 import { repoRoot, startMlflowServer, startRedisServer } from '../stack/services.js';
+import { startReaperLoop } from '../tracking/reaper.js';
 import { waitForSignal } from './mcp.js';
 import { UsageError } from './usage.js';
 
@@ -85,7 +87,9 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
       throw err;
     }
   }
-  const runtime = createRuntime(cfg, logger);
+  // One reaper for the whole stack, over every owner (MCP, workers, library scripts), even when the
+  // MCP server is read-only: the runtime's own loop is off so the stack does not sweep twice.
+  const runtime = createRuntime(cfg, logger, { reaper: false });
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   let worker: Awaited<ReturnType<typeof workerFromConfig>>;
   try {
@@ -96,6 +100,19 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     await stopMlflow();
     throw err;
   }
+  const reaperClient = mlflowClientFromConfig(cfg, logger);
+  const stopReaper =
+    cfg.mcp.reapIntervalMs > 0
+      ? startReaperLoop(reaperClient, {
+          intervalMs: cfg.mcp.reapIntervalMs,
+          onResult: (r) => {
+            if (!r.closed.length) return;
+            runtime.runs.forgetClosed(r.closed.map((c) => c.runId));
+            logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
+          },
+          onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
+        })
+      : () => undefined;
   const mcpUrl = `${http.url}/mcp`;
   process.stdout.write(
     [
@@ -105,6 +122,7 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
       `  MCP endpoint:  ${mcpUrl}${cfg.http.token ? ' (Bearer token required)' : ''}`,
       `  Health:        ${http.url}/health`,
       `  Task queue:    ${cfg.redisUrl} (one worker running; task events at ${http.url}/tasks/<id>/events)`,
+      `  Reaper:        ${cfg.mcp.reapIntervalMs > 0 ? `every ${cfg.mcp.reapIntervalMs} ms, closes runs of any owner whose lease expired` : 'off (RUNWARDEN_REAP_INTERVAL_MS=0)'}`,
       '',
       'Try a task:     node bin/runwarden.js enqueue gru-forecast --param epochs=20 --wait',
       '',
@@ -121,6 +139,7 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
   );
   await waitForSignal(async (reason) => {
     process.stderr.write('runwarden up: stopping ...\n');
+    stopReaper();
     await http.close(reason);
     await worker.close();
     await runtime.shutdown(reason);

@@ -29,12 +29,15 @@ export async function runWorkerCommand(argv: string[], config: () => Config): Pr
   const logger = createLogger(cfg.logLevel);
   const client = mlflowClientFromConfig(cfg, logger);
   const worker = await workerFromConfig(cfg, client, logger);
-  // Workers reap runs of lost workers (owner `worker:*`); 0 turns the loop off.
+  // Workers reap every expired runwarden lease, whoever opened the run (lost workers, MCP clients
+  // that went away, library scripts killed with -9); 0 turns the loop off.
   const stopReaper =
     cfg.mcp.reapIntervalMs > 0
       ? startReaperLoop(client, {
           intervalMs: cfg.mcp.reapIntervalMs,
-          ownerPrefix: 'worker:',
+          onResult: (r) => {
+            if (r.closed.length) logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
+          },
           onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
         })
       : () => undefined;

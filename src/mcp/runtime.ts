@@ -83,7 +83,8 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     async shutdown(reason) {
       stopReaper();
       const r = await runs.shutdown(reason, config.tracking.shutdownTimeoutMs);
-      if (r.closed || r.failed || r.released) logger.info(r, 'ended the open runs this server owns on shutdown');
+      if (r.closed || r.failed || r.released)
+        logger.info(r, 'ended the open runs this server owns on shutdown');
       await tasks.close();
     },
   };

@@ -149,14 +149,18 @@ export async function reapExpiredRuns(client: MlflowClient, opts: ReapOptions = 
 }
 
 /**
- * Run `reapExpiredRuns` every `intervalMs` until stopped (the MCP server and workers run one).
+ * Run `reapExpiredRuns` every `intervalMs` until stopped. `runwarden serve`, `mcp`, `worker` and
+ * `up` each run one over every owner, so an expired lease is reaped by whatever part of the stack
+ * is running. Several loops racing on one run is safe: each re-reads the run right before closing
+ * and skips it unless it is still RUNNING with an expired lease (MLflow has no compare-and-set, so
+ * two sweeps within the same few milliseconds could both write the same closing status and tags).
  * Failures are reported to `onError` and the loop carries on.
  */
 export function startReaperLoop(
   client: MlflowClient,
   opts: {
     intervalMs: number;
-    /** Sweep only runs of owners with this prefix (a server reaps its own kind). */
+    /** Sweep only runs of owners with this prefix (default: every runwarden owner). */
     ownerPrefix?: string;
     onResult?: (r: ReapResult) => void;
     onError?: (err: unknown) => void;
