@@ -100,6 +100,7 @@ const EnvSchema = z.object({
 });
 
 /** Settings of `runwarden serve`'s HTTP listener. */
+  RUNWARDEN_ENV_BUILD_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(1_200_000),
 export interface HttpSettings {
   host: string;
   port: number;
@@ -182,6 +183,8 @@ export interface Config {
     zipInputs: boolean;
   };
 }
+    /** Bound of one template Python environment build, apart from the task's timeout. */
+    envBuildTimeoutMs: number;
 
 const list = (v: string | undefined) =>
   (v ?? '')
@@ -286,3 +289,4 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
   });
 }
+      envBuildTimeoutMs: e.RUNWARDEN_ENV_BUILD_TIMEOUT_MS,

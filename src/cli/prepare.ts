@@ -25,6 +25,7 @@ export async function runPrepare(argv: string[], config: () => Config): Promise<
     }
     const started = Date.now();
     const python = await ensurePythonEnv(t, cfg.queue.cacheDir, {
+      timeoutMs: cfg.queue.envBuildTimeoutMs,
       onBuild: (dir) =>
         process.stderr.write(`${t.name}: building ${dir} (pip install -r ${t.python?.requirements}) ...\n`),
     });

@@ -23,12 +23,12 @@ import { runCommand } from '../runners/shell.js';
 import { taskEnvironment } from '../runners/task-env.js';
 import { createWorkspace, renderCommand, writeConfig } from '../runners/workspace.js';
 import { zipDirectory } from '../runners/zip.js';
-import { closeRun } from '../tracking/close-run.js';
 import type { RunHandle } from '../tracking/run-handle.js';
-import { iterateRuns } from '../tracking/search.js';
 import { startRun } from '../tracking/start-run.js';
 import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
+import { type FinishedAttempt, finishedAttempt, settleEarlierAttempts } from './earlier-attempts.js';
 import { experimentIdFor, forgetExperimentId } from './experiment-ids.js';
+import { LOCK_LOST_REASON } from './lock-fence.js';
 import { type NormalizedTask, templateDefaultInputs } from './spec.js';
 import { loadTemplate } from './templates.js';
 
@@ -45,6 +45,8 @@ export interface AttemptSettings {
   /** Longest time a protocol metric waits before it is sent. */
   flushIntervalMs?: number;
   trackingUri: string;
+  /** Bound of one Python environment build (default 20 min), apart from the task's timeout. */
+  envBuildTimeoutMs?: number;
   /** Extra environment for the command (MLflow credentials). */
   env: Record<string, string | undefined>;
   /** The input boundary, applied again when inputs are brought in. */
@@ -62,16 +64,27 @@ export type TaskEvent =
 export interface AttemptContext {
   attempt: number;
   jobId: string;
-  /** Fires on cancellation or shutdown; `signal.reason` says which. */
+  /** Fires on cancellation, shutdown or a lost queue lock; `signal.reason` says which. */
   signal: AbortSignal;
+  /**
+   * Asked before the run ends FINISHED: true while the worker still holds the task's queue lock.
+   * When it says false the run ends KILLED instead, and the task's other attempt decides.
+   */
+  confirmLock?: () => Promise<boolean>;
+  /** Why the lock counts as lost, once it does (for the run's close reason). */
+  lockLostWhy?: () => string | undefined;
   onRunStarted: (experimentId: string, runId: string) => Promise<void>;
   onEvent: (e: TaskEvent) => void;
 }
 
 export interface AttemptOutcome {
   status: TerminalStatus;
-  /** `completed`, `failed`, `timeout`, `cancelled`, `shutdown`. */
-  kind: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'shutdown';
+  /**
+   * `completed` (this attempt's run, or an earlier attempt's FINISHED run: `runId` says which),
+   * `failed`, `timeout`, `cancelled`, `shutdown`, `lock-lost` (the worker lost the task's queue
+   * lock: the run ended KILLED and the task belongs to whoever holds the lock now).
+   */
+  kind: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'shutdown' | 'lock-lost';
   runId: string;
   experimentId: string;
   exitCode: number | null;
@@ -82,21 +95,17 @@ export interface AttemptOutcome {
 /** Abort reasons the worker uses. */
 export const SHUTDOWN_REASON = 'runwarden:shutdown';
 
-async function supersedeEarlierAttempts(
-  client: MlflowClient,
-  experimentId: string,
-  task: NormalizedTask,
-  attempt: number,
-) {
-  const filter = `attributes.status = 'RUNNING' AND tags.\`${RW_TAGS.taskId}\` = '${task.taskId}'`;
-  for await (const run of iterateRuns(client, { experimentIds: [experimentId], filter })) {
-    const other = run.data?.tags?.find((t) => t.key === RW_TAGS.attempt)?.value;
-    if (!run.info?.run_id || other === String(attempt)) continue;
-    await closeRun(client, run.info.run_id, 'FAILED', {
-      closedBy: 'worker',
-      reason: `superseded: worker lost (attempt ${other ?? '?'} was replaced by attempt ${attempt})`,
-    });
-  }
+/** The outcome of a task an earlier attempt already completed (its FINISHED run is the result). */
+function completedEarlier(experimentId: string, done: FinishedAttempt, attempt: number): AttemptOutcome {
+  return {
+    status: 'FINISHED',
+    kind: 'completed',
+    runId: done.runId,
+    experimentId,
+    exitCode: done.exitCode,
+    reason: `attempt ${done.attempt} already FINISHED (run ${done.runId}); attempt ${attempt} did not train again`,
+    metrics: done.metrics,
+  };
 }
 
 export async function runAttempt(
@@ -116,8 +125,12 @@ export async function runAttempt(
   };
   const template = loadTemplate(settings.tasksDir, task.template);
   const experimentId = await experimentIdFor(client, task.experiment);
-  // A first attempt has no predecessor; later ones close what a lost worker left RUNNING.
-  if (ctx.attempt > 1) await supersedeEarlierAttempts(client, experimentId, task, ctx.attempt);
+  // A first attempt has no predecessor; later ones close what a lost worker left RUNNING, and
+  // complete from an earlier attempt's FINISHED run instead of training again.
+  if (ctx.attempt > 1) {
+    const done = await settleEarlierAttempts(client, experimentId, task.taskId, ctx.attempt);
+    if (done) return completedEarlier(experimentId, done, ctx.attempt);
+  }
   const run: RunHandle = await startRun(client, {
     experimentId,
     runName: task.runName,
@@ -145,13 +158,17 @@ export async function runAttempt(
   const progress = (fraction: number, message: string, stage: string) =>
     ctx.onEvent({ type: 'progress', fraction, message, phase: stage, runId: run.runId });
 
-  const timeout = AbortSignal.timeout(task.timeoutSeconds * 1000);
+  // timeout_seconds counts from the command's start; the environment build has its own bound.
+  const trainingClock = new AbortController();
+  let trainingTimer: NodeJS.Timeout | undefined;
+  const timeout = trainingClock.signal;
   const signal = AbortSignal.any([ctx.signal, timeout]);
   let workspaceDir: string | undefined;
   let status: TerminalStatus = 'FAILED';
   let kind: AttemptOutcome['kind'] = 'failed';
   let reason = 'attempt did not complete';
   let exitCode: number | null = null;
+  let decidedBy: FinishedAttempt | undefined;
   const latest: Record<string, number> = {};
   try {
     await ctx.onRunStarted(experimentId, run.runId);
@@ -169,6 +186,7 @@ export async function runAttempt(
     progress(0, template.python ? 'preparing the Python environment' : 'starting', 'preparing');
     const python = await ensurePythonEnv(template, settings.cacheDir, {
       signal,
+      timeoutMs: settings.envBuildTimeoutMs,
       onBuild: (dir) =>
         progress(0, `building the template environment ${path.basename(dir)} (first use)`, 'preparing'),
     });
@@ -189,6 +207,7 @@ export async function runAttempt(
     };
     phase('environment');
     progress(0, 'running', 'running');
+    trainingTimer = setTimeout(() => trainingClock.abort(), task.timeoutSeconds * 1000);
     const result = await runCommand(argv, {
       cwd: ws.dir,
       // An explicit environment (task-env.ts): never the worker's whole one, with its secrets.
@@ -245,7 +264,7 @@ export async function runAttempt(
 
     const stopped = result.aborted ? stopKind(ctx.signal, timeout) : undefined;
     if (stopped) {
-      [status, kind, reason] = ['KILLED', stopped, stopReason(stopped, ctx.signal, task.timeoutSeconds)];
+      [status, kind, reason] = ['KILLED', stopped, stopReason(stopped, ctx, task.timeoutSeconds)];
     } else if (result.spawnError) {
       reason = `could not start ${argv[0]}: ${result.spawnError}`;
     } else if (exitCode === 0) {
@@ -255,6 +274,25 @@ export async function runAttempt(
       const lastLine = tail.split('\n').at(-1) ?? '';
       reason = `${describeExit(exitCode, result.signal)}${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`;
       if (tail) reason += `\n\nstderr ends:\n${tail.slice(-1500)}`;
+    }
+    if (status === 'FINISHED') {
+      // Success is reported only by the worker that still holds the task, and only if no other
+      // attempt's run FINISHED first (that run is then the task's result, this one a duplicate).
+      if (ctx.confirmLock && !(await ctx.confirmLock())) {
+        [status, kind, reason] = ['KILLED', 'lock-lost', stopReason('lock-lost', ctx, task.timeoutSeconds)];
+      } else {
+        decidedBy = await finishedAttempt(client, experimentId, task.taskId, run.runId).catch(
+          (err: unknown) => {
+            log.warn({ err: (err as Error).message }, 'could not look for another FINISHED run of the task');
+            return undefined;
+          },
+        );
+        if (decidedBy)
+          [status, reason] = [
+            'KILLED',
+            `duplicate: attempt ${decidedBy.attempt} of this task already FINISHED (run ${decidedBy.runId}); that run is the result`,
+          ];
+      }
     }
     await run.end(status, {
       reason: reason.split('\n')[0]!,
@@ -271,33 +309,42 @@ export async function runAttempt(
       const stopped = stopKind(ctx.signal, timeout);
       [status, kind] = stopped ? ['KILLED', stopped] : ['FAILED', 'failed'];
       reason = stopped
-        ? `${stopReason(stopped, ctx.signal, task.timeoutSeconds)} (${(err as Error).message})`
+        ? `${stopReason(stopped, ctx, task.timeoutSeconds)} (${(err as Error).message})`
         : `could not run: ${(err as Error).message}`;
       await run
         .end(status, { reason, closedBy: 'worker', error: status === 'FAILED' ? err : undefined })
         .catch(() => undefined);
     }
   } finally {
+    clearTimeout(trainingTimer);
     if (workspaceDir && !settings.keepWorkspaces) await rm(workspaceDir, { recursive: true, force: true });
     phase('cleanup');
     log.debug({ phases_ms: phases }, 'attempt timings');
   }
+  if (decidedBy) return completedEarlier(experimentId, decidedBy, ctx.attempt);
   return { status, kind, runId: run.runId, experimentId, exitCode, reason, metrics: latest };
 }
 
-/** Why an attempt was stopped: the worker's signal (cancel or shutdown) wins over its own timeout. */
-function stopKind(
-  signal: AbortSignal,
-  timeout: AbortSignal,
-): 'timeout' | 'shutdown' | 'cancelled' | undefined {
-  if (signal.aborted) return signal.reason === SHUTDOWN_REASON ? 'shutdown' : 'cancelled';
+type StopKind = 'timeout' | 'shutdown' | 'cancelled' | 'lock-lost';
+
+/**
+ * Why an attempt was stopped: the worker's signal (cancel, shutdown, lost lock) wins over its own
+ * timeout.
+ */
+function stopKind(signal: AbortSignal, timeout: AbortSignal): StopKind | undefined {
+  if (signal.aborted) {
+    if (signal.reason === SHUTDOWN_REASON) return 'shutdown';
+    return signal.reason === LOCK_LOST_REASON ? 'lock-lost' : 'cancelled';
+  }
   return timeout.aborted ? 'timeout' : undefined;
 }
 
-function stopReason(kind: 'timeout' | 'shutdown' | 'cancelled', signal: AbortSignal, timeoutSeconds: number) {
+function stopReason(kind: StopKind, ctx: AttemptContext, timeoutSeconds: number) {
   if (kind === 'timeout') return `timed out after ${timeoutSeconds} s; process group killed`;
   if (kind === 'shutdown') return 'the worker shut down; the task goes back to the queue';
-  return `cancelled: ${String(signal.reason ?? 'by request')}`;
+  if (kind === 'lock-lost')
+    return `lock lost: this worker lost the task's queue lock (${ctx.lockLostWhy?.() ?? 'not renewed in time'}); the task was re-delivered and this attempt stopped`;
+  return `cancelled: ${String(ctx.signal.reason ?? 'by request')}`;
 }
 
 /** `exit code 2`, or `exit code 137 (SIGKILL)` for a command that died of a signal. */
