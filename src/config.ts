@@ -52,6 +52,13 @@ const EnvSchema = z.object({
   RUNWARDEN_LEASE_MS: intMs(300_000),
   RUNWARDEN_HEARTBEAT_MS: z.coerce.number().int().positive().optional(),
   RUNWARDEN_FLUSH_INTERVAL_MS: intMs(1_000),
+  RUNWARDEN_MAX_BUFFERED_POINTS: z.coerce.number().int().min(1_000).default(100_000),
+  RUNWARDEN_MAX_BUFFERED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .default(32 * 1024 * 1024),
+  RUNWARDEN_END_FLUSH_TIMEOUT_MS: intMs(180_000),
   RUNWARDEN_SHUTDOWN_TIMEOUT_MS: intMs(10_000),
   RUNWARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   RUNWARDEN_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
@@ -93,6 +100,7 @@ const EnvSchema = z.object({
   RUNWARDEN_SHUTDOWN_GRACE_MS: intMs(30_000),
   RUNWARDEN_KEEP_WORKSPACES: bool(false),
   RUNWARDEN_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
+  RUNWARDEN_ENV_BUILD_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(1_200_000),
   RUNWARDEN_INPUT_ROOTS: z.string().optional(),
   RUNWARDEN_INPUT_DIRS: bool(false),
   RUNWARDEN_HTTP_INPUT_HOSTS: z.string().optional(),
@@ -100,7 +108,6 @@ const EnvSchema = z.object({
 });
 
 /** Settings of `runwarden serve`'s HTTP listener. */
-  RUNWARDEN_ENV_BUILD_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(1_200_000),
 export interface HttpSettings {
   host: string;
   port: number;
@@ -134,6 +141,12 @@ export interface Config {
     leaseMs: number;
     heartbeatMs: number;
     flushIntervalMs: number;
+    /** Metric points a run handle holds in memory at most (logMetric waits while full). */
+    maxBufferedPoints: number;
+    /** Estimated bytes of metric points a run handle holds at most. */
+    maxBufferedBytes: number;
+    /** How long ending a run retries storing buffered points before it ends FAILED. */
+    endFlushTimeoutMs: number;
     shutdownTimeoutMs: number;
   };
   logLevel: z.infer<typeof EnvSchema>['RUNWARDEN_LOG_LEVEL'];
@@ -170,6 +183,8 @@ export interface Config {
     keepWorkspaces: boolean;
     /** BullMQ job lock; a dead worker's task is re-delivered within about twice this. */
     lockMs: number;
+    /** Bound of one template Python environment build, apart from the task's timeout. */
+    envBuildTimeoutMs: number;
   };
   /** The task-input boundary (see src/runners/input-policy.ts). */
   inputs: {
@@ -183,8 +198,6 @@ export interface Config {
     zipInputs: boolean;
   };
 }
-    /** Bound of one template Python environment build, apart from the task's timeout. */
-    envBuildTimeoutMs: number;
 
 const list = (v: string | undefined) =>
   (v ?? '')
@@ -242,6 +255,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.RUNWARDEN_LEASE_MS,
       heartbeatMs,
       flushIntervalMs: e.RUNWARDEN_FLUSH_INTERVAL_MS,
+      maxBufferedPoints: e.RUNWARDEN_MAX_BUFFERED_POINTS,
+      maxBufferedBytes: e.RUNWARDEN_MAX_BUFFERED_BYTES,
+      endFlushTimeoutMs: e.RUNWARDEN_END_FLUSH_TIMEOUT_MS,
       shutdownTimeoutMs: e.RUNWARDEN_SHUTDOWN_TIMEOUT_MS,
     },
     logLevel: e.RUNWARDEN_LOG_LEVEL,
@@ -277,6 +293,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       shutdownGraceMs: e.RUNWARDEN_SHUTDOWN_GRACE_MS,
       keepWorkspaces: e.RUNWARDEN_KEEP_WORKSPACES,
       lockMs: e.RUNWARDEN_WORKER_LOCK_MS,
+      envBuildTimeoutMs: e.RUNWARDEN_ENV_BUILD_TIMEOUT_MS,
     },
     inputs: {
       roots: (e.RUNWARDEN_INPUT_ROOTS ?? path.join(tasksDir, 'data'))
@@ -289,4 +306,3 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
   });
 }
-      envBuildTimeoutMs: e.RUNWARDEN_ENV_BUILD_TIMEOUT_MS,

@@ -111,15 +111,21 @@ export class ExperimentDeletedError extends RunwardenError {
   }
 }
 
-/** A write was attempted on a run handle that has already been ended. */
+/** A write was attempted on a run handle that has already been ended, or whose run someone else closed or took over. */
 export class RunClosedError extends RunwardenError {
   readonly runId: string;
-  constructor(runId: string, status: string) {
+  /** Who closed the run or holds it now (`runwarden.closed_by`, or the new owner), when known. */
+  readonly closedBy?: string;
+  /** Why (`runwarden.close_reason`), when known. */
+  readonly closeReason?: string;
+  constructor(runId: string, status: string, opts: { closedBy?: string; closeReason?: string } = {}) {
     super(
       'RUN_CLOSED',
-      `run ${runId} is already closed (${status}); nothing more can be logged through this handle. Start a new run.`,
+      `run ${capForEcho(runId)} is already closed (${capForEcho(status)}); nothing more can be logged through this handle. Start a new run.`,
     );
     this.runId = runId;
+    this.closedBy = opts.closedBy;
+    this.closeReason = opts.closeReason;
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * Running a task's command: spawned without a shell in its own process group, stdout and stderr
  * streamed line by line to log files (never held whole in memory) and to a line callback, the
- * stderr tail kept for the run description. Aborting sends SIGTERM to the whole group, then
+ * stderr tail kept for the run description. Stdout is read with backpressure: while the promise
+ * `onStdoutLine` returned for a line is pending (the run's metric buffer is full), the worker reads
+ * no further, so the command blocks on its pipe. Aborting sends SIGTERM to the whole group, then
  * SIGKILL after a grace period, so grandchildren die too.
  *
  * The group is led by a tiny `/bin/sh` supervisor that holds a pipe from the worker: if the worker
@@ -11,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 export interface ShellOptions {
   cwd: string;
@@ -20,7 +23,8 @@ export interface ShellOptions {
   killGraceMs: number;
   stdoutLog: string;
   stderrLog: string;
-  onStdoutLine: (line: string) => void;
+  /** Called for each stdout line, in order; a returned promise pauses reading until it settles. */
+  onStdoutLine: (line: string) => unknown;
   onStderrLine?: (line: string) => void;
 }
 
@@ -81,6 +85,69 @@ done
 exit "$status"
 `;
 
+/**
+ * Feed `input`'s lines (split at \n, \r\n or a lone \r, as readline does) to `onLine` one at a
+ * time. While a promise `onLine` returned is pending the stream stays paused, so the writer blocks
+ * once the pipe fills; `free()` stops waiting (after an abort, the command must be able to exit).
+ */
+function readLines(input: Readable, onLine: (line: string) => unknown) {
+  let partial = '';
+  let free = false;
+  let setFree!: () => void;
+  const freed = new Promise<void>((resolve) => {
+    setFree = resolve;
+  });
+  const feed = async (lines: string[]) => {
+    for (const line of lines) {
+      const r = onLine(line);
+      if (r instanceof Promise && !free) await Promise.race([r.catch(() => undefined), freed]);
+    }
+  };
+  const split = (final: boolean): string[] => {
+    const lines: string[] = [];
+    let start = 0;
+    for (let i = 0; i < partial.length; i++) {
+      const c = partial[i];
+      if (c === '\n') {
+        lines.push(partial.slice(start, i));
+        start = i + 1;
+      } else if (c === '\r') {
+        if (i + 1 === partial.length && !final) break; // a \r\n may be split across chunks
+        lines.push(partial.slice(start, i));
+        if (partial[i + 1] === '\n') i++;
+        start = i + 1;
+      }
+    }
+    partial = partial.slice(start);
+    if (final && partial) {
+      lines.push(partial);
+      partial = '';
+    }
+    return lines;
+  };
+  input.setEncoding('utf8');
+  input.on('data', (chunk: string) => {
+    partial += chunk;
+    const lines = split(false);
+    input.pause();
+    void feed(lines).then(() => input.resume());
+  });
+  const ended = new Promise<void>((resolve) => {
+    input.on('end', () => {
+      void feed(split(true)).then(resolve);
+    });
+    input.on('error', () => resolve());
+  });
+  return {
+    ended,
+    free: () => {
+      free = true;
+      setFree();
+      input.resume();
+    },
+  };
+}
+
 function endStream(s: WriteStream): Promise<void> {
   return new Promise((resolve) => (s.destroyed ? resolve() : s.end(resolve)));
 }
@@ -117,16 +184,17 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
     const onAbort = () => {
       if (aborted || child.pid === undefined) return;
       aborted = true;
+      // A killed command must reach end-of-file even while its lines wait for room.
+      stdoutLines.free();
       killGroup(child.pid, 'SIGTERM');
       killTimer = setTimeout(() => child.pid && killGroup(child.pid, 'SIGKILL'), opts.killGraceMs);
     };
     if (opts.signal.aborted) queueMicrotask(onAbort);
     else opts.signal.addEventListener('abort', onAbort, { once: true });
 
-    const stdoutLines = createInterface({ input: child.stdout, crlfDelay: Number.POSITIVE_INFINITY });
-    stdoutLines.on('line', (line) => {
+    const stdoutLines = readLines(child.stdout, (line) => {
       out.write(`${line}\n`);
-      opts.onStdoutLine(line);
+      return opts.onStdoutLine(line);
     });
     const stderrLines = createInterface({ input: child.stderr, crlfDelay: Number.POSITIVE_INFINITY });
     stderrLines.on('line', (line) => {
@@ -150,6 +218,7 @@ export function runCommand(argv: string[], opts: ShellOptions): Promise<ShellRes
     child.on('close', async (code, sig) => {
       opts.signal.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
+      await stdoutLines.ended;
       await Promise.all([endStream(out), endStream(err)]);
       resolve({ exitCode: code, signal: sig, aborted, stderrTail: tail, spawnError, logError });
     });

@@ -1,19 +1,25 @@
 /**
- * A run handle: the only way runwarden writes to an open run. It validates before sending, buffers
- * metrics and flushes them in log-batch requests within MLflow's limits (by size, on an interval,
- * and always before the run ends), keeps params write-once with a clear conflict error, renews the
- * run's lease on every call and on a heartbeat, and ends the run exactly once with tags saying who
- * closed it and why.
+ * A run handle: the only way runwarden writes to an open run. It validates before sending, keeps
+ * metrics in a bounded, lossless buffer (metric-buffer.ts) flushed in log-batch requests within
+ * MLflow's limits, keeps params write-once with a clear conflict error, renews the run's lease on
+ * every call and on a heartbeat, and fences: a heartbeat that finds the run closed or taken over
+ * detaches the handle (its `signal` aborts, writes are refused with RUN_CLOSED). `end()` drains the
+ * buffer through an outage up to a deadline, never overwrites a status someone else set, and may be
+ * retried after a failure.
  */
 import { isMlflowError, ParamConflictError, RunClosedError, ValidationError } from '../errors/index.js';
 import { uploadBytes, uploadPath } from '../mlflow/artifacts.js';
-import { type DatasetInputRequest, type MlflowClient, ok } from '../mlflow/client.js';
+import { type DatasetInputRequest, type MlflowClient, ok, type Run } from '../mlflow/client.js';
 import { batchBody, chunk, type KeyValue, type MetricPoint, metricRoom, truncate } from './batching.js';
+import { closingTags, type EndOptions } from './close-run.js';
+import { lostRunError, type RunLoss, runLoss } from './fence.js';
+import { MetricBuffer } from './metric-buffer.js';
 import type { OpenRunTracker } from './open-runs.js';
-import { MLFLOW_TAGS, RW_TAGS, type TerminalStatus } from './tags.js';
+import { RW_TAGS, type TerminalStatus } from './tags.js';
 import { LIMITS, validateKey, validateMetricValue, validateStep, validateTimestamp } from './validation.js';
 
 export type ParamValue = string | number | boolean;
+export type { EndOptions } from './close-run.js';
 
 export interface RunHandleInit {
   client: MlflowClient;
@@ -29,25 +35,22 @@ export interface RunHandleInit {
   params?: Record<string, string>;
   /** The open-run registry tracking this handle; told when the run ended or was detached. */
   registry?: OpenRunTracker;
+  /** The `runwarden.owner` this handle holds the run as; another owner on the run means it was taken over. */
+  owner?: string;
+  /** Most metric points held in memory; `logMetric` waits when full (default 100,000). */
+  maxBufferedPoints?: number;
+  /** Most estimated bytes of metric points held in memory (default 32 MiB). */
+  maxBufferedBytes?: number;
+  /** How long `end()` keeps retrying to store buffered points before ending FAILED (default 3 min). */
+  endFlushTimeoutMs?: number;
 }
 
-export interface EndOptions {
-  /** Why the run ended; stored in `runwarden.close_reason`. */
-  reason?: string;
-  /** Who ended it (default `owner`). */
-  closedBy?: string;
-  /** For FAILED: the error, written into the run's description and the `runwarden.error` tag. */
-  error?: unknown;
-  /** Extra tags written in the same request as the closing tags. */
-  tags?: Record<string, string>;
-}
+export const DEFAULT_MAX_BUFFERED_POINTS = 100_000;
+export const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_END_FLUSH_TIMEOUT_MS = 180_000;
 
 /** Renew-on-touch at most this often; the heartbeat covers quiet periods. */
 const RENEW_THROTTLE_MS = 1_000;
-/** Flush as soon as this many metric points wait. */
-const FLUSH_AT = LIMITS.maxMetricsPerBatch;
-/** Above this many waiting points, logMetric waits for the flush (backpressure). */
-const HIGH_WATER = 20 * LIMITS.maxMetricsPerBatch;
 
 export class RunHandle {
   readonly runId: string;
@@ -58,22 +61,25 @@ export class RunHandle {
   readonly url: string;
   private readonly client: MlflowClient;
   private readonly leaseMs: number;
-  private readonly flushIntervalMs: number;
   private readonly registry?: OpenRunTracker;
-  /** When the last flush failed (0 = the last one succeeded): size-triggered flushes pause a while. */
-  private failedAt = 0;
+  private readonly owner?: string;
+  private readonly endFlushTimeoutMs: number;
   private description: string;
-  private buffer: MetricPoint[] = [];
+  private readonly buffer: MetricBuffer;
   private readonly params = new Map<string, string>();
   private readonly truncatedParams = new Set<string>();
-  private flushing: Promise<void> = Promise.resolve();
-  private queuedFlush?: Promise<void>;
-  private flushError: unknown;
   private lastRenewedAt = 0;
-  private readonly heartbeat?: NodeJS.Timeout;
-  private readonly flushTimer: NodeJS.Timeout;
+  private heartbeat?: NodeJS.Timeout;
   private _status: 'RUNNING' | TerminalStatus = 'RUNNING';
+  /** Set by the first end() call: writes are refused from then on. */
+  private closing = false;
+  /** The end() attempt in flight; cleared when it settles, so a failed end() can be retried. */
   private ending?: Promise<void>;
+  /** Set when the run was found closed or taken over by someone else. */
+  private lost?: RunClosedError;
+  /** The close this handle sent, so a retried end() recognises its own closing tags. */
+  private sentClose?: { closedBy: string; status: TerminalStatus };
+  private readonly controller = new AbortController();
 
   constructor(init: RunHandleInit) {
     this.client = init.client;
@@ -83,7 +89,8 @@ export class RunHandle {
     this.artifactUri = init.artifactUri;
     this.description = init.description ?? '';
     this.leaseMs = init.leaseMs;
-    this.flushIntervalMs = init.flushIntervalMs;
+    this.owner = init.owner;
+    this.endFlushTimeoutMs = init.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS;
     this.registry = init.registry;
     this.url = init.client.runUrl(init.experimentId, init.runId);
     for (const [k, v] of Object.entries(init.params ?? {})) this.params.set(k, v);
@@ -92,16 +99,36 @@ export class RunHandle {
     // (runs started for MCP clients, so a client that goes away lets its run expire).
     if (init.heartbeatMs > 0) {
       this.heartbeat = setInterval(() => {
-        this.renewLease().catch((err) =>
-          this.client.logger?.warn({ err, runId: this.runId }, 'heartbeat failed'),
-        );
+        this.beat().catch((err) => this.client.logger?.warn({ err, runId: this.runId }, 'heartbeat failed'));
       }, init.heartbeatMs);
       this.heartbeat.unref();
     }
-    this.flushTimer = setInterval(() => {
-      if (this.buffer.length) this.scheduleFlush();
-    }, init.flushIntervalMs);
-    this.flushTimer.unref();
+    this.buffer = new MetricBuffer({
+      send: async (points) => {
+        // Lease tags ride along when a renewal is due, leaving room for fewer metrics.
+        const tags = this.touchTags();
+        const batch = points.slice(0, metricRoom(tags.length));
+        await this.logBatch(batch, [], tags);
+        return batch.length;
+      },
+      batchSize: LIMITS.maxMetricsPerBatch,
+      intervalMs: init.flushIntervalMs,
+      maxPoints: init.maxBufferedPoints ?? DEFAULT_MAX_BUFFERED_POINTS,
+      maxBytes: init.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+      onError: (err, pending) =>
+        this.client.logger?.warn(
+          { err, runId: this.runId, pending },
+          'metric flush failed; the points stay buffered and the flush is retried',
+        ),
+    });
+  }
+
+  /**
+   * Aborts when the run was found closed or taken over by someone else (reason: a RunClosedError
+   * naming who closed it and why). Pass it to the work the run records, so that work stops.
+   */
+  get signal(): AbortSignal {
+    return this.controller.signal;
   }
 
   /** RUNNING until `end()`; then the terminal status. */
@@ -109,14 +136,30 @@ export class RunHandle {
     return this._status;
   }
 
-  /** Metric points waiting to be sent. */
+  /** Metric points not yet stored by MLflow. */
   get pending(): number {
-    return this.buffer.length;
+    return this.buffer.pending;
+  }
+
+  /** Estimated bytes of the metric points held in memory. */
+  get pendingBytes(): number {
+    return this.buffer.pendingBytes;
+  }
+
+  /** The last background flush error, until a flush succeeds (the points are kept meanwhile). */
+  get flushError(): unknown {
+    return this.buffer.error;
+  }
+
+  /** Points logged but not stored (after a detach or a failed end), oldest first. */
+  unsentPoints(): MetricPoint[] {
+    return this.buffer.unsent();
   }
 
   private assertOpen(): void {
-    if (this._status !== 'RUNNING' || this.ending)
-      throw new RunClosedError(this.runId, this.ending ? 'ending' : this._status);
+    if (this.lost) throw this.lost;
+    if (this._status !== 'RUNNING' || this.closing)
+      throw new RunClosedError(this.runId, this._status === 'RUNNING' ? 'ending' : this._status);
   }
 
   private leaseTags(now = Date.now()): KeyValue[] {
@@ -148,10 +191,48 @@ export class RunHandle {
 
   /** Extend the lease now (the heartbeat calls this; so does every write, throttled). */
   async renewLease(): Promise<void> {
-    if (this._status !== 'RUNNING') return;
+    if (this._status !== 'RUNNING' || this.lost) return;
     const now = Date.now();
     this.lastRenewedAt = now;
     await this.logBatch([], [], this.leaseTags(now));
+  }
+
+  private async readRun(): Promise<Run | undefined> {
+    const res = await ok(
+      this.client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: this.runId } } }),
+    );
+    return res.run;
+  }
+
+  /** One heartbeat: read the run; if it is no longer ours, detach; otherwise renew the lease. */
+  private async beat(): Promise<void> {
+    if (this._status !== 'RUNNING' || this.lost) return;
+    const loss = runLoss(await this.readRun(), this.owner);
+    if (loss && !this.isOwnClose(loss)) {
+      this.fence(loss);
+      return;
+    }
+    await this.renewLease();
+  }
+
+  /** A read that shows the closing tags this handle itself sent (a retried end()). */
+  private isOwnClose(loss: RunLoss): boolean {
+    const sent = this.sentClose;
+    return (
+      !!sent && loss.closedBy === sent.closedBy && (loss.status === 'RUNNING' || loss.status === sent.status)
+    );
+  }
+
+  /** The run is someone else's now: stop, refuse writes, abort `signal`. */
+  private fence(loss: RunLoss): RunClosedError {
+    const err = lostRunError(this.runId, loss, this.buffer.pending);
+    const terminal = ['FINISHED', 'FAILED', 'KILLED'].includes(loss.status);
+    this.detach(terminal ? (loss.status as TerminalStatus) : 'KILLED', err);
+    this.client.logger?.warn(
+      { runId: this.runId, closedBy: loss.closedBy, reason: loss.closeReason, unsent: this.buffer.pending },
+      'run closed or taken over by someone else; handle detached',
+    );
+    return err;
   }
 
   /** Log params. Same value again is a no-op; a different value throws ParamConflictError. */
@@ -240,18 +321,14 @@ export class RunHandle {
     opts: { step?: number; timestamp?: number } = {},
   ): Promise<void> {
     this.assertOpen();
-    if (this.flushError) throw this.takeFlushError();
     validateKey(`metrics.${key}`, key);
     validateMetricValue(`metrics.${key}`, value);
     const step = opts.step ?? 0;
     const timestamp = opts.timestamp ?? Date.now();
     validateStep(`metrics.${key}.step`, step);
     validateTimestamp(`metrics.${key}.timestamp`, timestamp);
-    this.buffer.push({ key, value, step, timestamp });
-    // After a failure, leave retries to the interval timer instead of one request per point.
-    if (this.buffer.length >= FLUSH_AT && Date.now() - this.failedAt >= this.flushIntervalMs)
-      this.scheduleFlush();
-    if (this.buffer.length >= HIGH_WATER) await this.flushing;
+    // Waits while the buffer is full, until a flush has stored enough to make room.
+    await this.buffer.push({ key, value, step, timestamp });
   }
 
   /** Buffer several metrics at one step: `{ loss: 0.3, acc: 0.9 }`. */
@@ -263,48 +340,12 @@ export class RunHandle {
     for (const [k, v] of Object.entries(values)) await this.logMetric(k, v, { ...opts, timestamp });
   }
 
-  private takeFlushError(): unknown {
-    const err = this.flushError;
-    this.flushError = undefined;
-    return err;
-  }
-
   /**
-   * Queue a flush behind the one in flight. Flushes run one at a time, in order, and requests
-   * coalesce: at most one flush runs and one waits (the waiting one drains everything buffered).
+   * Send all buffered metrics now; throws MLflow's error if a batch was not stored (the points stay
+   * buffered and the background flush keeps retrying).
    */
-  private scheduleFlush(): Promise<void> {
-    if (this.queuedFlush) return this.queuedFlush;
-    const queued = this.flushing.then(() => {
-      this.queuedFlush = undefined;
-      return this.drain();
-    });
-    this.queuedFlush = queued;
-    this.flushing = queued;
-    return queued;
-  }
-
-  /** Send everything buffered. On failure the unsent points go back to the front of the buffer. */
-  private async drain(): Promise<void> {
-    while (this.buffer.length) {
-      const tags = this.touchTags();
-      const batch = this.buffer.splice(0, metricRoom(tags.length));
-      try {
-        await this.logBatch(batch, [], tags);
-      } catch (err) {
-        this.buffer.unshift(...batch);
-        this.flushError = err;
-        this.failedAt = Date.now();
-        return;
-      }
-      this.failedAt = 0;
-    }
-  }
-
-  /** Send all buffered metrics now; throws if MLflow refused or stayed unreachable (nothing is dropped). */
   async flush(): Promise<void> {
-    await this.scheduleFlush();
-    if (this.flushError) throw this.takeFlushError();
+    await this.buffer.flush();
   }
 
   /** Record dataset inputs (lineage) with MLflow's log-inputs. */
@@ -350,82 +391,102 @@ export class RunHandle {
 
   /**
    * Forget the run locally because someone else closed it (the reaper, another process): stops the
-   * timers and refuses further writes, sending nothing. Buffered points are dropped, as the run
-   * no longer accepts them.
+   * timers, refuses further writes (with `reason`, or a RunClosedError naming `status`) and aborts
+   * `signal`, sending nothing. Buffered points are kept, not sent (the run is not ours to write
+   * to): `pending` and `unsentPoints()` say what was not stored.
    */
-  detach(status: TerminalStatus): void {
+  detach(status: TerminalStatus, reason?: RunClosedError): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
-    clearInterval(this.flushTimer);
-    this.buffer = [];
-    this._status = status;
+    const unsent = this.buffer.pending;
+    this.lost ??=
+      reason ??
+      new RunClosedError(
+        this.runId,
+        `${status}, closed elsewhere${unsent ? `; ${unsent} buffered metric points were not stored` : ''}`,
+      );
+    this.buffer.halt(this.lost);
+    if (this._status === 'RUNNING') this._status = status;
+    if (!this.controller.signal.aborted) this.controller.abort(this.lost);
     this.registry?.untrack(this);
   }
 
   /**
-   * End the run once: flush, write who closed it and why, set the terminal status. Later calls
-   * return the first call's promise. If the flush fails the run still ends (FAILED, saying how many
-   * points could not be sent) and the flush error is thrown.
+   * End the run: store buffered points (retrying through an outage for up to `endFlushTimeoutMs`),
+   * re-read the run, then write who closed it and why and set the terminal status. If points could
+   * not be stored by the deadline the run ends FAILED with their number in the reason, and the
+   * flush error is thrown. If the run turned out to be closed or taken over by someone else, its
+   * status is left alone and the RunClosedError naming the closer is thrown (the handle detaches).
+   * Concurrent calls share one attempt; after a failure (MLflow unreachable) a later call tries
+   * again; after success, later calls resolve at once.
    */
   end(status: TerminalStatus = 'FINISHED', opts: EndOptions = {}): Promise<void> {
-    this.ending ??= this.doEnd(status, opts);
+    if (this.lost) return Promise.reject(this.lost);
+    if (this._status !== 'RUNNING') return Promise.resolve();
+    this.closing = true;
+    this.ending ??= this.doEnd(status, opts).finally(() => {
+      this.ending = undefined;
+    });
     return this.ending;
   }
 
   private async doEnd(status: TerminalStatus, opts: EndOptions): Promise<void> {
-    clearInterval(this.heartbeat);
-    clearInterval(this.flushTimer);
-    let flushErr: unknown;
-    await this.scheduleFlush();
-    if (this.flushError) {
-      flushErr = this.takeFlushError();
+    this.buffer.close(new RunClosedError(this.runId, 'ending'));
+    // The heartbeat keeps the lease alive while the buffer drains through an outage.
+    const { unsent, error: flushErr } = await this.buffer.drainUntil(Date.now() + this.endFlushTimeoutMs);
+    if (this.lost) throw this.lost;
+    if (unsent) {
       status = 'FAILED';
+      const secs = this.endFlushTimeoutMs / 1000;
       opts = {
         ...opts,
-        reason: `could not send ${this.buffer.length} metric points: ${(flushErr as Error).message}`,
+        reason: `${unsent} metric points not stored within ${secs} s: ${(flushErr as Error).message}`,
       };
     }
-    const tags: KeyValue[] = [
-      ...Object.entries(opts.tags ?? {}).map(([key, value]) => ({
-        key,
-        value: truncate(value, LIMITS.maxTagValueLength),
-      })),
-      { key: RW_TAGS.closedBy, value: opts.closedBy ?? 'owner' },
-      {
-        key: RW_TAGS.closeReason,
-        value: truncate(opts.reason ?? defaultReason(status), LIMITS.maxTagValueLength),
-      },
-    ];
-    if (opts.error !== undefined) {
-      const e = opts.error as { name?: string; code?: string; message?: string };
-      const summary = `${e?.code ?? e?.name ?? 'Error'}: ${e?.message ?? String(opts.error)}`;
-      tags.push({ key: RW_TAGS.error, value: truncate(summary, LIMITS.maxTagValueLength) });
-      const note = `${this.description ? `${this.description}\n\n` : ''}**Run failed** — ${summary}`;
-      tags.push({ key: MLFLOW_TAGS.note, value: truncate(note, LIMITS.maxTagValueLength) });
-    }
     try {
-      // Both at once (one round trip less per run): MLflow accepts tags on an ended run, and a
-      // refused tag batch must not leave the run RUNNING until the reaper finds it.
-      const [tagged, updated] = await Promise.allSettled([
-        this.logBatch([], [], tags),
-        ok(
-          this.client.api.POST('/api/2.0/mlflow/runs/update', {
-            body: { run_id: this.runId, status, end_time: Date.now() },
-          }),
-        ),
-      ]);
-      if (updated.status === 'rejected') throw updated.reason;
-      this._status = status;
-      if (tagged.status === 'rejected') throw tagged.reason;
-    } finally {
-      // Still tracked while the run is not ended (a failed end), so a shutdown tries again.
-      if (this._status !== 'RUNNING') this.registry?.untrack(this);
+      await this.close(status, opts);
+    } catch (err) {
+      // Given up for now: no heartbeat keeps a run alive that its owner failed to end.
+      if (this._status === 'RUNNING' && this.heartbeat) clearInterval(this.heartbeat);
+      throw err;
     }
     if (flushErr) throw flushErr;
   }
-}
 
-function defaultReason(status: TerminalStatus): string {
-  if (status === 'FINISHED') return 'completed';
-  if (status === 'KILLED') return 'cancelled';
-  return 'failed';
+  /** Fence, then send the closing tags and the status. */
+  private async close(status: TerminalStatus, opts: EndOptions): Promise<void> {
+    // Never change the status of a run someone else closed or took over. (MLflow has no
+    // compare-and-set: a close landing between this read and the update below is not seen.)
+    const loss = runLoss(await this.readRun(), this.owner);
+    if (loss && !this.isOwnClose(loss)) throw this.fence(loss);
+    if (loss && loss.status !== 'RUNNING') {
+      // An earlier attempt of ours landed after all.
+      this.finish(loss.status as TerminalStatus);
+      return;
+    }
+    const closedBy = opts.closedBy ?? 'owner';
+    const tags = closingTags(status, { ...opts, closedBy }, this.description);
+    this.sentClose = { closedBy, status };
+    // Both at once (one round trip less per run): MLflow accepts tags on an ended run, and a
+    // refused tag batch must not leave the run RUNNING until the reaper finds it.
+    const [tagged, updated] = await Promise.allSettled([
+      this.logBatch([], [], tags),
+      ok(
+        this.client.api.POST('/api/2.0/mlflow/runs/update', {
+          body: { run_id: this.runId, status, end_time: Date.now() },
+        }),
+      ),
+    ]);
+    if (updated.status === 'rejected') throw updated.reason;
+    this.finish(status);
+    if (tagged.status === 'rejected') throw tagged.reason;
+  }
+
+  /** The run is ended: stop the timers and leave the open-run registry. */
+  private finish(status: TerminalStatus): void {
+    this._status = status;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.buffer.stopTimer();
+    // Still tracked while the run is not ended (a failed end), so a shutdown tries again.
+    this.registry?.untrack(this);
+  }
 }

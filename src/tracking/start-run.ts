@@ -55,6 +55,12 @@ export interface StartRunOptions {
    * when the run ends. With a `registry`, its owner installs them (`registry.installSignalHandlers()`).
    */
   handleSignals?: boolean;
+  /** Metric points held in memory at most; `logMetric` waits while full (default 100,000). */
+  maxBufferedPoints?: number;
+  /** Estimated bytes of metric points held in memory at most (default 32 MiB). */
+  maxBufferedBytes?: number;
+  /** How long `end()` retries storing buffered points before ending FAILED (default 3 min). */
+  endFlushTimeoutMs?: number;
 }
 
 function osUser(): string {
@@ -150,6 +156,10 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
     leaseMs,
     heartbeatMs,
     flushIntervalMs: opts.flushIntervalMs ?? 1_000,
+    owner: tags[RW_TAGS.owner],
+    maxBufferedPoints: opts.maxBufferedPoints,
+    maxBufferedBytes: opts.maxBufferedBytes,
+    endFlushTimeoutMs: opts.endFlushTimeoutMs,
   });
   registry.track(handle, { client, owner: tags[RW_TAGS.owner] });
   if (!opts.registry && (opts.handleSignals ?? true)) registry.installSignalHandlers();
@@ -231,6 +241,7 @@ export async function adoptRun(
     flushIntervalMs: opts.flushIntervalMs ?? 1_000,
     params: Object.fromEntries((run.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
     registry: opts.registry,
+    owner: tags.get(RW_TAGS.owner),
   });
   const owned = opts.owner !== undefined && tags.get(RW_TAGS.owner) === opts.owner;
   opts.registry?.track(handle, { client, owner: owned ? opts.owner : undefined });

@@ -1,4 +1,4 @@
-// Covers RunHandle (src/tracking/run-handle.ts) against an msw fake of log-batch/update/get and the artifact PUT: batching limits, write-once params, validation, long params, flush failures, end(), lease renewal.
+// Covers RunHandle (src/tracking/run-handle.ts) against an msw fake of log-batch/update/get and the artifact PUT: batching limits, write-once params, validation, long params, lossless flush failures, the bounded buffer's backpressure, end() (retryable, fenced), lease renewal and the heartbeat fence.
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -38,6 +38,8 @@ class FakeRun {
   tags = new Map<string, string>();
   metrics: Metric[] = [];
   status = 'RUNNING';
+  /** While set, runs/update answers this status. */
+  failUpdateWith: number | undefined;
   /** Every request, in arrival order. */
   events: { op: string; body: unknown }[] = [];
   /** Accepted log-batch bodies, in order. */
@@ -86,6 +88,11 @@ class FakeRun {
       http.post(`${API}/runs/update`, async ({ request }) => {
         const body = (await request.json()) as { run_id: string; status: string; end_time: number };
         this.events.push({ op: 'update', body });
+        if (this.failUpdateWith)
+          return HttpResponse.json(
+            { error_code: 'TEMPORARILY_UNAVAILABLE', message: 'down' },
+            { status: this.failUpdateWith },
+          );
         this.status = body.status;
         return HttpResponse.json({ run_info: { run_id: 'abc', status: body.status } });
       }),
@@ -94,7 +101,10 @@ class FakeRun {
         return HttpResponse.json({
           run: {
             info: { run_id: 'abc', experiment_id: '1', status: this.status },
-            data: { params: [...this.params].map(([key, value]) => ({ key, value })) },
+            data: {
+              params: [...this.params].map(([key, value]) => ({ key, value })),
+              tags: [...this.tags].map(([key, value]) => ({ key, value })),
+            },
           },
         });
       }),
@@ -136,7 +146,10 @@ function makeClient(maxRetries = 2): MlflowClient {
   });
 }
 
-function newHandle(client: MlflowClient = makeClient(), extra: { description?: string } = {}): RunHandle {
+function newHandle(
+  client: MlflowClient = makeClient(),
+  extra: Partial<ConstructorParameters<typeof RunHandle>[0]> = {},
+): RunHandle {
   const h = new RunHandle({
     client,
     runId: 'abc',
@@ -404,23 +417,18 @@ describe('RunHandle: flush failures', () => {
     expect(fake.metrics.map((m) => m.step)).toEqual(Array.from({ length: 700 }, (_, i) => i));
   });
 
-  it('RunHandle: during an outage, flush requests coalesce: 5,000 points logged while failing cost a handful of requests, not one per point', async () => {
+  it('RunHandle: during an outage, 5,000 points logged are all kept, background retries back off (a handful of requests, not one per point), and all arrive after recovery', async () => {
     const h = newHandle(makeClient(0));
     fake.failWith = 503;
-    const accepted: number[] = [];
-    for (let i = 0; i < 5_000; i++) {
-      // A call that reports the earlier flush failure does not take its own point: the caller knows.
-      await h.logMetric('loss', i, { step: i }).then(
-        () => accepted.push(i),
-        () => undefined,
-      );
-    }
-    await h.flush().catch(() => undefined);
+    for (let i = 0; i < 5_000; i++) await h.logMetric('loss', i, { step: i });
+    expect(h.pending).toBe(5_000);
+    await expect.poll(() => h.flushError).toBeInstanceOf(MlflowApiError);
     expect(fake.failedBatches).toBeLessThan(10);
     fake.failWith = undefined;
     await h.flush();
-    expect(accepted.length).toBeGreaterThan(4_990);
-    expect(fake.metrics.map((m) => m.step)).toEqual(accepted);
+    expect(h.pending).toBe(0);
+    expect(h.flushError).toBeUndefined();
+    expect(fake.metrics.map((m) => m.step)).toEqual(Array.from({ length: 5_000 }, (_, i) => i));
   });
 
   it('RunHandle: when the server fails mid-stream, accepted points are not re-sent and the rest arrive after recovery', async () => {
@@ -485,24 +493,32 @@ describe('RunHandle: flush failures', () => {
     expect(fake.metrics.map((m) => m.step)).toEqual(Array.from({ length: 800 }, (_, i) => i));
   });
 
-  it('RunHandle: a background flush failure is reported by the next logMetric call, and no point is lost', async () => {
+  it('RunHandle: a background flush failure never refuses a point: the next logMetric call takes its point, flushError reports the failure', async () => {
     const h = newHandle(makeClient(0));
     fake.failWith = 500;
     for (let i = 0; i < 1000; i++) await h.logMetric('loss', i, { step: i }); // the 1000th starts a flush
     await expect.poll(() => fake.failedBatches).toBeGreaterThanOrEqual(1);
-    const err = await h.logMetric('loss', 1000, { step: 1000 }).catch((e) => e);
-    expect(err).toBeInstanceOf(MlflowApiError);
-    expect((err as MlflowApiError).status).toBe(500);
-    expect(h.pending).toBe(1000); // the refused call's point was not buffered
+    await h.logMetric('loss', 1000, { step: 1000 });
+    expect(h.pending).toBe(1001);
+    expect((h.flushError as MlflowApiError).status).toBe(500);
 
     fake.failWith = undefined;
-    await h.logMetric('loss', 1000, { step: 1000 });
     await h.flush();
     expect(fake.metrics.map((m) => m.step)).toEqual(Array.from({ length: 1001 }, (_, i) => i));
   });
 
-  it('RunHandle: end() after a flush that still fails ends the run FAILED, says how many points were lost, and throws', async () => {
-    const h = newHandle(makeClient(0));
+  it('RunHandle: the background flush keeps retrying on its interval after a failure, without any further call, until the points are stored', async () => {
+    const h = newHandle(makeClient(0), { flushIntervalMs: 20 });
+    fake.failWith = 503;
+    for (let i = 0; i < 10; i++) await h.logMetric('loss', i, { step: i });
+    await expect.poll(() => fake.failedBatches).toBeGreaterThanOrEqual(2);
+    fake.failWith = undefined;
+    await expect.poll(() => fake.metrics.length, { timeout: 10_000 }).toBe(10);
+    expect(h.pending).toBe(0);
+  });
+
+  it('RunHandle: end() when points still cannot be stored at its deadline ends the run FAILED, says how many were not stored, keeps them, and throws', async () => {
+    const h = newHandle(makeClient(0), { endFlushTimeoutMs: 300 });
     for (let i = 0; i < 5; i++) await h.logMetric('loss', i, { step: i });
     let failMetrics = true;
     server.use(
@@ -519,21 +535,81 @@ describe('RunHandle: flush failures', () => {
     expect(err).toBeInstanceOf(MlflowApiError);
     expect((err as MlflowApiError).serverMessage).toBe('disk full');
     expect(fake.status).toBe('FAILED');
-    expect(fake.tags.get('runwarden.close_reason')).toMatch(/^could not send 5 metric points: .*disk full/);
+    expect(fake.tags.get('runwarden.close_reason')).toMatch(/^5 metric points not stored within 0.3 s: .*disk full/);
     expect(h.status).toBe('FAILED');
+    expect(h.unsentPoints().map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('RunHandle: end() waits for the buffer to drain through an outage shorter than its deadline, then ends FINISHED with every point stored', async () => {
+    const h = newHandle(makeClient(0), { endFlushTimeoutMs: 30_000, flushIntervalMs: 20 });
+    for (let i = 0; i < 5; i++) await h.logMetric('loss', i, { step: i });
+    fake.failWith = 503;
+    const ending = h.end('FINISHED');
+    await expect.poll(() => fake.failedBatches).toBeGreaterThanOrEqual(2);
+    expect(fake.ops('update')).toHaveLength(0);
+    fake.failWith = undefined;
+    await ending;
+    expect(fake.status).toBe('FINISHED');
+    expect(fake.metrics.map((m) => m.step)).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe('RunHandle: bounded buffer', () => {
+  it('RunHandle: logMetric into a full buffer waits until a flush stored enough to make room; the buffer never holds more than its bound', async () => {
+    const h = newHandle(makeClient(0), { maxBufferedPoints: 1_500 });
+    fake.failWith = 503;
+    let accepted = 0;
+    let peak = 0;
+    const producer = (async () => {
+      for (let i = 0; i < 3_000; i++) {
+        await h.logMetric('loss', i, { step: i });
+        accepted++;
+        peak = Math.max(peak, h.pending);
+      }
+    })();
+    await expect.poll(() => accepted).toBe(1_500);
+    await expect.poll(() => fake.failedBatches).toBeGreaterThanOrEqual(1);
+    expect(accepted).toBe(1_500); // blocked, not dropped
+    fake.failWith = undefined;
+    await h.flush();
+    await producer;
+    await h.flush();
+    expect(peak).toBeLessThanOrEqual(1_500);
+    expect(fake.metrics.map((m) => m.step)).toEqual(Array.from({ length: 3_000 }, (_, i) => i));
+  });
+
+  it('RunHandle: the byte bound also holds: long keys fill the buffer sooner', async () => {
+    const key = 'k'.repeat(250);
+    const h = newHandle(makeClient(0), { maxBufferedBytes: 100 * (64 + 500) });
+    fake.failWith = 503;
+    let accepted = 0;
+    const producer = (async () => {
+      for (let i = 0; i < 200; i++) {
+        await h.logMetric(key, i, { step: i });
+        accepted++;
+      }
+    })();
+    await expect.poll(() => accepted).toBe(100);
+    expect(h.pendingBytes).toBeLessThanOrEqual(100 * (64 + 500));
+    fake.failWith = undefined;
+    await h.flush();
+    await producer;
+    await h.flush();
+    expect(fake.metrics).toHaveLength(200);
   });
 });
 
 describe('RunHandle: end()', () => {
-  it('RunHandle: end() flushes buffered metrics first, then sends closed_by/close_reason and runs/update together', async () => {
+  it('RunHandle: end() flushes buffered metrics first, re-reads the run, then sends closed_by/close_reason and runs/update together', async () => {
     const h = newHandle();
     for (let i = 0; i < 3; i++) await h.logMetric('loss', i, { step: i });
     await h.end();
 
-    expect(fake.events).toHaveLength(3);
+    expect(fake.events).toHaveLength(4);
     expect(fake.events[0]!.op).toBe('log-batch');
     expect((fake.events[0]!.body as LogBatch).metrics).toHaveLength(3);
-    const last = fake.events.slice(1);
+    expect(fake.events[1]!.op).toBe('get'); // the fence: is the run still ours?
+    const last = fake.events.slice(2);
     expect(last.map((e) => e.op).sort()).toEqual(['log-batch', 'update']);
     const closeTags = tagsOf(last.find((e) => e.op === 'log-batch')!.body as LogBatch);
     expect(closeTags['runwarden.closed_by']).toBe('owner');
@@ -614,6 +690,97 @@ describe('RunHandle: end()', () => {
       expect((err as RunClosedError).runId).toBe('abc');
     }
     expect(fake.events.length).toBe(before);
+  });
+});
+
+describe('RunHandle: retryable end()', () => {
+  it('RunHandle: after an end() that failed because MLflow was unreachable, a later end() tries again and ends the run', async () => {
+    const h = newHandle(makeClient(0));
+    await h.logMetric('loss', 1);
+    fake.failUpdateWith = 503;
+    const err = await h.end('FINISHED').catch((e) => e);
+    expect(err).toBeInstanceOf(MlflowApiError);
+    expect(h.status).toBe('RUNNING');
+    expect(fake.status).toBe('RUNNING');
+    // Writes stay refused once the owner asked to end the run.
+    expect(await h.logMetric('loss', 2).catch((e) => e)).toBeInstanceOf(RunClosedError);
+
+    fake.failUpdateWith = undefined;
+    await h.end('FINISHED');
+    expect(fake.status).toBe('FINISHED');
+    expect(h.status).toBe('FINISHED');
+    expect(fake.tags.get('runwarden.closed_by')).toBe('owner');
+    expect(fake.metrics).toHaveLength(1);
+  });
+
+  it('RunHandle: concurrent end() calls share one attempt: one runs/update', async () => {
+    const h = newHandle();
+    await Promise.all([h.end(), h.end(), h.end('KILLED')]);
+    expect(fake.ops('update')).toHaveLength(1);
+    expect(fake.status).toBe('FINISHED');
+  });
+});
+
+describe('RunHandle: the lease is a fence', () => {
+  function closeElsewhere(status: string, closedBy: string, reason: string) {
+    fake.status = status;
+    fake.tags.set('runwarden.closed_by', closedBy);
+    fake.tags.set('runwarden.close_reason', reason);
+  }
+
+  it('RunHandle: a heartbeat that finds the run closed by the reaper detaches: signal aborts with RUN_CLOSED naming the closer, writes are refused, end() sends nothing', async () => {
+    const h = newHandle(makeClient(0), { heartbeatMs: 20, owner: 'me@host:1' });
+    fake.tags.set('runwarden.owner', 'me@host:1');
+    await h.logMetric('loss', 1);
+    closeElsewhere('FAILED', 'reaper', 'lease expired');
+    await expect.poll(() => h.signal.aborted).toBe(true);
+    const reason = h.signal.reason as RunClosedError;
+    expect(reason).toBeInstanceOf(RunClosedError);
+    expect(reason.code).toBe('RUN_CLOSED');
+    expect(reason.closedBy).toBe('reaper');
+    expect(reason.message).toContain('lease expired');
+    expect(reason.message).toContain('1 buffered metric points were not stored');
+    const before = fake.events.filter((e) => e.op !== 'get').length;
+    for (const call of [() => h.logMetric('loss', 2), () => h.setTag('t', 'v'), () => h.end('FINISHED')]) {
+      const err = await call().catch((e) => e);
+      expect(err).toBeInstanceOf(RunClosedError);
+      expect((err as RunClosedError).closedBy).toBe('reaper');
+    }
+    expect(fake.events.filter((e) => e.op !== 'get').length).toBe(before);
+    expect(fake.status).toBe('FAILED');
+    expect(h.status).toBe('FAILED');
+    expect(h.pending).toBe(1); // kept, reported, not sent to a run that is not ours
+  });
+
+  it('RunHandle: a heartbeat that finds another owner on the run detaches, naming the new owner', async () => {
+    const h = newHandle(makeClient(0), { heartbeatMs: 20, owner: 'worker:a' });
+    fake.tags.set('runwarden.owner', 'worker:b');
+    await expect.poll(() => h.signal.aborted).toBe(true);
+    expect((h.signal.reason as RunClosedError).closedBy).toBe('worker:b');
+    expect(fake.status).toBe('RUNNING');
+    expect(fake.ops('update')).toHaveLength(0);
+  });
+
+  it('RunHandle: end() that finds the run closed by someone else leaves its status and closed_by alone and throws RUN_CLOSED', async () => {
+    const h = newHandle();
+    closeElsewhere('KILLED', 'worker', 'superseded');
+    const err = await h.end('FINISHED').catch((e) => e);
+    expect(err).toBeInstanceOf(RunClosedError);
+    expect((err as RunClosedError).closedBy).toBe('worker');
+    expect(fake.ops('update')).toHaveLength(0);
+    expect(fake.status).toBe('KILLED');
+    expect(fake.tags.get('runwarden.closed_by')).toBe('worker');
+    expect(h.signal.aborted).toBe(true);
+  });
+
+  it('RunHandle: a retried end() whose first attempt stored the closing tags but not the status recognises its own closed_by and ends the run', async () => {
+    const h = newHandle(makeClient(0));
+    fake.failUpdateWith = 503;
+    await h.end('KILLED', { closedBy: 'signal' }).catch(() => undefined);
+    expect(fake.tags.get('runwarden.closed_by')).toBe('signal');
+    fake.failUpdateWith = undefined;
+    await h.end('KILLED', { closedBy: 'signal' });
+    expect(fake.status).toBe('KILLED');
   });
 });
 
