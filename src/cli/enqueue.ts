@@ -16,7 +16,8 @@ import { UsageError } from './usage.js';
 const HELP = `Usage: runwarden enqueue <template | spec.yaml> [options]
 
   --param k=v        template parameter (repeatable)
-  --input name=uri   input URI: file://, runs:/<run>/<path>, mlflow-artifacts:/..., http(s):// (repeatable)
+  --input name=uri   input URI (repeatable): file:// under RUNWARDEN_INPUT_ROOTS, runs:/<run>/<path>,
+                     mlflow-artifacts:/..., http(s):// from a host in RUNWARDEN_HTTP_INPUT_HOSTS
   --experiment NAME  MLflow experiment (default tasks/<template>)
   --run-name NAME    MLflow run name
   --priority N       1 (highest) to 1000

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { getOrCreateExperiment, startRun } from '../../src/index.js';
+import type { InputPolicy } from '../../src/runners/input-policy.js';
 import { checkInputs, materializeInputs } from '../../src/runners/inputs.js';
 import { testClient, uniqueName } from '../support/clients.js';
 
@@ -18,6 +19,8 @@ let runId = '';
 let artifactUri = '';
 let web: http.Server;
 let webUrl = '';
+// The web server is on loopback: allowed by name, as RUNWARDEN_HTTP_INPUT_HOSTS would.
+const policy: InputPolicy = { roots: [], allowDirs: false, httpHosts: ['127.0.0.1'] };
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rw-inputs-it-'));
@@ -54,9 +57,9 @@ describe('claim-check inputs', () => {
       web: `${webUrl}/series/data.csv`,
     };
     expect(artifactUri).toMatch(/^mlflow-artifacts:\//);
-    await checkInputs(client, inputs);
+    await checkInputs(client, inputs, policy);
     const into = join(dir, 'ws', 'inputs');
-    const out = await materializeInputs(client, inputs, into);
+    const out = await materializeInputs(client, inputs, into, policy);
     expect(out).toEqual({
       series: join(into, 'series', 'data.csv'),
       tables: join(into, 'tables', 'tables'),
@@ -72,14 +75,14 @@ describe('claim-check inputs', () => {
   });
 
   it('checkInputs: a missing runs:/ artifact, mlflow-artifacts:/ file or URL is refused naming the input', async () => {
-    await expect(checkInputs(client, { series: `runs:/${runId}/nope.csv` })).rejects.toMatchObject({
+    await expect(checkInputs(client, { series: `runs:/${runId}/nope.csv` }, policy)).rejects.toMatchObject({
       code: 'VALIDATION_ERROR',
       field: 'inputs.series',
     });
-    await expect(checkInputs(client, { proxied: `${artifactUri}/nope.csv` })).rejects.toMatchObject({
+    await expect(checkInputs(client, { proxied: `${artifactUri}/nope.csv` }, policy)).rejects.toMatchObject({
       field: 'inputs.proxied',
     });
-    await expect(checkInputs(client, { web: `${webUrl}/nope.csv` })).rejects.toThrow(
+    await expect(checkInputs(client, { web: `${webUrl}/nope.csv` }, policy)).rejects.toThrow(
       /inputs\.web: .*nope\.csv cannot be read \(HTTP 404\)/,
     );
   });

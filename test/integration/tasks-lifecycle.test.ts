@@ -203,7 +203,9 @@ describe('enqueue: dedup and refusals (no worker)', () => {
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'rw-tasks-enq-'));
-    queue = new TaskQueue({ redisUrl, prefix, tasksDir: fixtureTasksDir, client });
+    // The accepted input file lives in workDir: it is the input root (the default is tasks/data).
+    const inputs = { roots: [workDir], allowDirs: false, httpHosts: [] };
+    queue = new TaskQueue({ redisUrl, prefix, tasksDir: fixtureTasksDir, client, inputs });
     await queue.queue.waitUntilReady();
     redis = new Redis(redisUrl);
   });
