@@ -1,6 +1,7 @@
 // The MCP server over Streamable HTTP (`runwarden serve`) against the real MLflow server: the
 // workflow with a token, 30 concurrent get-or-creates across sessions, 401 without the token,
-// Host and Origin checks, the body limit, a closed session's runs ending KILLED, /health, and
+// Host and Origin checks, the body limit, a closed session's runs left to their lease (then
+// reaped), the server's own runs ended KILLED on SIGTERM, /health, and
 // refusing a non-loopback bind without a token.
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
@@ -141,23 +142,50 @@ describe('runwarden serve (Streamable HTTP)', () => {
     expect(res.body).toContain('limit');
   });
 
-  it('http: closing a session ends the runs it left open KILLED with the reason', async () => {
-    const { client, transport } = await httpClient(serve.url, TOKEN);
-    const run = await call<{ run_id: string }>(client, 'start_run', {
-      experiment_name: uniqueName('http-close'),
+  it('http: a closed session (DELETE /mcp) leaves its run RUNNING under a valid lease; a new session continues it, and once nobody renews the lease the reaper closes it KILLED', async () => {
+    const own = await startServe({
+      MLFLOW_TRACKING_URI: mlflowUrl,
+      RUNWARDEN_HTTP_TOKEN: TOKEN,
+      RUNWARDEN_REAP_INTERVAL_MS: '1000',
     });
-    await transport.terminateSession();
-    await client.close();
+    onTestFinished(async () => {
+      await own.stop(10_000);
+    });
+    const first = await httpClient(own.url, TOKEN);
+    const run = await call<{ run_id: string }>(first.client, 'start_run', {
+      experiment_name: uniqueName('http-close'),
+      lease_seconds: 10,
+    });
+    await call(first.client, 'log_metrics', {
+      run_id: run.run_id,
+      metrics: [{ key: 'loss', value: 0.5, step: 1 }],
+    });
+    await first.transport.terminateSession();
+    await first.client.close();
+
+    // The agent comes back on a new session and carries on: the run is still open.
+    const second = await httpClient(own.url, TOKEN);
+    await call(second.client, 'log_metrics', {
+      run_id: run.run_id,
+      metrics: [{ key: 'loss', value: 0.25, step: 2 }],
+    });
+    await second.transport.terminateSession();
+    await second.client.close();
+
+    // Nobody renews the lease any more: the server's reaper closes the run once it expires.
     const py = await waitFor(
       'the run to leave RUNNING',
       async () => {
         const r = await pyGetRun(mlflowUrl, run.run_id);
         return r.status !== 'RUNNING' && r;
       },
-      { timeoutMs: 15_000, intervalMs: 300 },
+      { timeoutMs: 45_000, intervalMs: 500 },
     );
     expect(py.status).toBe('KILLED');
-    expect(py.tags['runwarden.close_reason']).toBe('the MCP HTTP session was closed without calling end_run');
+    expect(py.tags['runwarden.closed_by']).toBe('reaper');
+    expect(py.tags['runwarden.close_reason']).toContain('the MCP client never called end_run');
+    expect(py.end_time).toBeGreaterThanOrEqual(Number(py.tags['runwarden.lease_expires_at']));
+    expect(py.metrics.loss).toBe(0.25);
   });
 
   it('http: SIGTERM to the server ends the runs its sessions left open, KILLED, before it exits', async () => {
