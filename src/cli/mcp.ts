@@ -11,7 +11,8 @@ import { UsageError } from './usage.js';
 const MCP_HELP = `Usage: runwarden mcp
 
 Serves runwarden's MCP tools over stdio (for Claude Code, Cursor, Claude Desktop...). Logs go to
-stderr. Runs the client leaves open are ended KILLED when it disconnects.
+stderr. When the client disconnects, the runs this server started and still owns are ended KILLED
+(a run another server owns, or one already ended, is left as it is).
 Environment: MLFLOW_TRACKING_URI, RUNWARDEN_READ_ONLY, RUNWARDEN_ALLOWED_ROOTS, ... (README).
 `;
 
@@ -19,7 +20,10 @@ const SERVE_HELP = `Usage: runwarden serve
 
 Serves MCP over Streamable HTTP at http://RUNWARDEN_HTTP_HOST:RUNWARDEN_HTTP_PORT/mcp (default
 127.0.0.1:7341) and GET /health. Set RUNWARDEN_HTTP_TOKEN to require "Authorization: Bearer <token>"
-(required when binding a non-loopback address).
+(required when binding a non-loopback address). A closed or idle session ends no run: its runs stay
+open under their lease, another session may continue them, and the reaper (every
+RUNWARDEN_REAP_INTERVAL_MS, any owner) closes those nobody renews. SIGINT/SIGTERM end the runs this
+server started and still owns KILLED.
 `;
 
 export async function runMcp(argv: string[], config: () => Config): Promise<number> {
