@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import { uploadFile } from '../mlflow/artifacts.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
+import { backoffDelay, isTransient, sleep } from '../mlflow/retry.js';
 import { inputManifest, writeInputManifest } from '../runners/input-manifest.js';
 import type { InputPolicy } from '../runners/input-policy.js';
 import { materializeInputs } from '../runners/inputs.js';
@@ -23,7 +24,7 @@ import { runCommand } from '../runners/shell.js';
 import { taskEnvironment } from '../runners/task-env.js';
 import { createWorkspace, renderCommand, writeConfig } from '../runners/workspace.js';
 import { zipDirectory } from '../runners/zip.js';
-import type { RunHandle } from '../tracking/run-handle.js';
+import { DEFAULT_END_FLUSH_TIMEOUT_MS, type RunHandle } from '../tracking/run-handle.js';
 import { startRun } from '../tracking/start-run.js';
 import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
 import { type FinishedAttempt, finishedAttempt, settleEarlierAttempts } from './earlier-attempts.js';
@@ -44,6 +45,11 @@ export interface AttemptSettings {
   heartbeatMs?: number;
   /** Longest time a protocol metric waits before it is sent. */
   flushIntervalMs?: number;
+  /** Bound of the run's metric buffer (points, estimated bytes); the script's stdout pauses while full. */
+  maxBufferedPoints?: number;
+  maxBufferedBytes?: number;
+  /** How long ending the run (and storing a protocol line) retries through an MLflow outage. */
+  endFlushTimeoutMs?: number;
   trackingUri: string;
   /** Bound of one Python environment build (default 20 min), apart from the task's timeout. */
   envBuildTimeoutMs?: number;
@@ -147,6 +153,9 @@ export async function runAttempt(
     leaseMs: settings.leaseMs,
     heartbeatMs: settings.heartbeatMs,
     flushIntervalMs: settings.flushIntervalMs,
+    maxBufferedPoints: settings.maxBufferedPoints,
+    maxBufferedBytes: settings.maxBufferedBytes,
+    endFlushTimeoutMs: settings.endFlushTimeoutMs,
     sourceType: 'JOB',
     sourceName: `runwarden:${template.name}`,
     handleSignals: false,
@@ -162,7 +171,8 @@ export async function runAttempt(
   const trainingClock = new AbortController();
   let trainingTimer: NodeJS.Timeout | undefined;
   const timeout = trainingClock.signal;
-  const signal = AbortSignal.any([ctx.signal, timeout]);
+  // run.signal: the run was closed or taken over by someone else (the lease's fence).
+  const signal = AbortSignal.any([ctx.signal, timeout, run.signal]);
   let workspaceDir: string | undefined;
   let status: TerminalStatus = 'FAILED';
   let kind: AttemptOutcome['kind'] = 'failed';
@@ -199,11 +209,21 @@ export async function runAttempt(
       params: task.params,
     });
     const declared: { path: string; dest?: string }[] = [];
+    // Protocol lines are stored in order, each retried through an MLflow outage (up to the end
+    // deadline). The chain is returned to the runner, which stops reading stdout while it waits:
+    // a full metric buffer blocks the script on its pipe. A line that still fails is counted, and
+    // the task cannot end FINISHED.
     let pending: Promise<unknown> = Promise.resolve();
+    const unstored = { lines: 0, first: '' };
     const later = (f: () => Promise<unknown>) => {
       pending = pending
-        .then(f)
-        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'protocol line not stored'));
+        .then(() => storeLine(f, run, settings.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS))
+        .catch((err: unknown) => {
+          unstored.lines++;
+          unstored.first ||= (err as Error).message;
+          log.warn({ err: (err as Error).message }, 'protocol line not stored');
+        });
+      return pending;
     };
     phase('environment');
     progress(0, 'running', 'running');
@@ -240,11 +260,11 @@ export async function runAttempt(
         } else if (m.kind === 'metric') {
           latest[m.key] = m.value;
           ctx.onEvent({ type: 'metric', key: m.key, value: m.value, step: m.step });
-          later(() => run.logMetric(m.key, m.value, { step: m.step }));
+          return later(() => run.logMetric(m.key, m.value, { step: m.step }));
         } else if (m.kind === 'param') {
-          later(() => run.logParam(m.key, m.value));
+          return later(() => run.logParam(m.key, m.value));
         } else if (m.kind === 'tag') {
-          later(() => run.setTag(m.key, m.value));
+          return later(() => run.setTag(m.key, m.value));
         } else if (m.kind === 'progress') {
           progress(m.fraction, m.message ?? '', 'running');
         } else {
@@ -275,6 +295,10 @@ export async function runAttempt(
       reason = `${describeExit(exitCode, result.signal)}${lastLine ? `: ${lastLine.slice(0, 300)}` : ''}`;
       if (tail) reason += `\n\nstderr ends:\n${tail.slice(-1500)}`;
     }
+    if (status === 'FINISHED' && unstored.lines) {
+      [status, kind] = ['FAILED', 'failed'];
+      reason = `${unstored.lines} protocol lines (metrics, params, tags) not stored: ${unstored.first}`;
+    }
     if (status === 'FINISHED') {
       // Success is reported only by the worker that still holds the task, and only if no other
       // attempt's run FINISHED first (that run is then the task's result, this one a duplicate).
@@ -302,7 +326,12 @@ export async function runAttempt(
     });
     phase('endRun');
   } catch (err) {
-    if (run.status !== 'RUNNING') {
+    if (run.status !== 'RUNNING' && run.status !== status) {
+      // Another status than meant: metric points not stored by the end deadline (the run ended
+      // FAILED saying how many), or the run was closed by someone else (the fence).
+      [status, kind] = [run.status, 'failed'];
+      reason = `run ended ${run.status}: ${(err as Error).message}`;
+    } else if (run.status !== 'RUNNING') {
       // The run got its status and only a closing tag was refused: the outcome above stands.
       log.warn({ err: (err as Error).message }, 'run ended, but its closing tags were not stored');
     } else {
@@ -326,6 +355,21 @@ export async function runAttempt(
 }
 
 type StopKind = 'timeout' | 'shutdown' | 'cancelled' | 'lock-lost';
+
+/** Store one protocol line, retrying transient MLflow failures with backoff until `budgetMs` passed. */
+async function storeLine(f: () => Promise<unknown>, run: RunHandle, budgetMs: number): Promise<unknown> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (err) {
+      if (!isTransient(err) || run.signal.aborted || Date.now() >= deadline) throw err;
+      await sleep(Math.min(deadline - Date.now(), backoffDelay(LINE_RETRY, attempt)));
+    }
+  }
+}
+
+const LINE_RETRY = { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 250, maxDelayMs: 5_000 };
 
 /**
  * Why an attempt was stopped: the worker's signal (cancel, shutdown, lost lock) wins over its own

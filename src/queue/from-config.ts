@@ -31,6 +31,9 @@ export function attemptSettings(cfg: Config): AttemptSettings {
     leaseMs: cfg.tracking.leaseMs,
     heartbeatMs: cfg.tracking.heartbeatMs,
     flushIntervalMs: cfg.tracking.flushIntervalMs,
+    maxBufferedPoints: cfg.tracking.maxBufferedPoints,
+    maxBufferedBytes: cfg.tracking.maxBufferedBytes,
+    endFlushTimeoutMs: cfg.tracking.endFlushTimeoutMs,
     trackingUri: cfg.mlflow.trackingUri,
     env: {
       MLFLOW_TRACKING_TOKEN: cfg.mlflow.token,

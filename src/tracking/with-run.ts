@@ -1,11 +1,16 @@
 /**
  * `withRun(client, opts, fn)`: a run whose end is guaranteed. FINISHED when `fn` resolves, FAILED
  * when it throws (the error goes into the run's description and the `runwarden.error` tag), KILLED
- * as soon as `opts.signal` aborts, without waiting for `fn`.
+ * as soon as `opts.signal` aborts, without waiting for `fn`. If the run is found closed or taken
+ * over by someone else (the handle's fence), the signal `fn` receives aborts, withRun rejects with
+ * that RunClosedError at once and leaves the run's status alone. Ending waits for buffered metrics
+ * to be stored (up to the handle's end deadline), and a failed end is retried once.
  */
 import type { MlflowClient } from '../mlflow/client.js';
+import type { EndOptions } from './close-run.js';
 import type { RunHandle } from './run-handle.js';
 import { type StartRunOptions, startRun } from './start-run.js';
+import type { TerminalStatus } from './tags.js';
 
 export interface WithRunOptions extends StartRunOptions {
   /** Aborting ends the run KILLED and rejects with the abort reason. */
@@ -17,9 +22,11 @@ export async function withRun<T>(
   opts: WithRunOptions,
   fn: (run: RunHandle, signal: AbortSignal) => Promise<T> | T,
 ): Promise<T> {
-  const signal = opts.signal ?? new AbortController().signal;
-  signal.throwIfAborted();
+  const outer = opts.signal ?? new AbortController().signal;
+  outer.throwIfAborted();
   const run = await startRun(client, opts);
+  // What `fn` sees: the caller's abort, or the run lost to someone else.
+  const signal = AbortSignal.any([outer, run.signal]);
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
@@ -29,17 +36,30 @@ export async function withRun<T>(
   try {
     const result = await Promise.race([Promise.resolve().then(() => fn(run, signal)), aborted]);
     if (signal.aborted) throw signal.reason;
-    await run.end('FINISHED');
+    await endOnce(run, 'FINISHED');
     return result;
   } catch (err) {
-    if (signal.aborted) {
-      await run.end('KILLED', { reason: `aborted: ${describe(signal.reason)}` });
+    // Lost to someone else: nothing to end (end() would refuse anyway); report who closed it.
+    if (run.signal.aborted) throw run.signal.reason;
+    if (run.status !== 'RUNNING') throw err; // ended; only its closing tags or points failed
+    if (outer.aborted) {
+      await endOnce(run, 'KILLED', { reason: `aborted: ${describe(outer.reason)}` });
     } else {
-      await run.end('FAILED', { error: err, reason: `error: ${describe(err)}` });
+      await endOnce(run, 'FAILED', { error: err, reason: `error: ${describe(err)}` });
     }
     throw err;
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** end(), tried a second time after a failure (e.g. MLflow briefly unreachable); the second error wins. */
+async function endOnce(run: RunHandle, status: TerminalStatus, opts: EndOptions = {}): Promise<void> {
+  try {
+    await run.end(status, opts);
+  } catch (err) {
+    if (run.status !== 'RUNNING' || run.signal.aborted) throw err;
+    await run.end(status, opts);
   }
 }
 

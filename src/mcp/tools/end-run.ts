@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { isMlflowError, RunwardenError } from '../../errors/index.js';
 import { ok } from '../../mlflow/client.js';
+import type { RunHandle } from '../../tracking/run-handle.js';
 import { RW_TAGS } from '../../tracking/tags.js';
 import { defineTool } from './define.js';
 
@@ -29,19 +30,29 @@ export const endRunTool = defineTool({
     url: z.string(),
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  hints: {
+    MLFLOW_UNREACHABLE:
+      'The run was not ended: it is still RUNNING and its buffered metrics are kept. Call end_run again once ' +
+      'MLflow answers; each call tries again (if its lease expires first, the reaper closes it).',
+  },
   async run({ run_id, status, note }, ctx) {
     let alreadyClosed = false;
+    let ended: RunHandle | undefined;
     try {
-      const run = await ctx.runs.get(run_id);
-      await run.end(status, {
+      ended = await ctx.runs.get(run_id);
+      await ended.end(status, {
         reason: note ?? `ended by the MCP client (${status})`,
         closedBy: 'owner',
         error: status === 'FAILED' && note ? new Error(note) : undefined,
       });
       ctx.runs.release(run_id);
     } catch (err) {
-      if (!(err instanceof RunwardenError && err.code === 'RUN_CLOSED')) throw err;
-      alreadyClosed = true;
+      if (err instanceof RunwardenError && err.code === 'RUN_CLOSED') alreadyClosed = true;
+      // Ended, but not as asked (metrics not stored by the deadline: FAILED) or a closing tag
+      // refused: report what MLflow now says. Otherwise the run is still RUNNING: the error's
+      // hint says to call again, and a later end_run does try again.
+      else if (ended && ended.status !== 'RUNNING') ctx.runs.release(run_id);
+      else throw err;
     }
     const got = await ok(
       ctx.client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id } } }),
@@ -58,7 +69,7 @@ export const endRunTool = defineTool({
     const text = alreadyClosed
       ? `Run ${run_id} was already ${info.status}, closed by ${closedBy ?? 'someone else'} at ${when}` +
         `${reason ? ` (${reason})` : ''}. Nothing changed. To continue the work, start_run with parent_run_id="${run_id}".`
-      : `Run ${run_id} ended ${info.status ?? status}. ${url}`;
+      : `Run ${run_id} ended ${info.status ?? status}${info.status && info.status !== status && reason ? ` (${reason})` : ''}. ${url}`;
     return {
       structured: {
         run_id,
