@@ -1,7 +1,19 @@
 /**
  * The few typed errors runwarden throws. Each carries a machine-readable `code`; callers branch on
- * the code (or on `instanceof`), never on message text. Messages name the field and the fix.
+ * the code (or on `instanceof`), never on message text. Messages name the field and the fix, and
+ * every value they echo is capped and stripped of credentials (`./echo.ts`).
  */
+import { capForEcho, ERROR_TEXT_MAX, redactUrisIn } from './echo.js';
+
+export {
+  capForEcho,
+  ECHO_MAX,
+  ERROR_TEXT_MAX,
+  isWellFormed,
+  redactUri,
+  redactUrisIn,
+  wellFormed,
+} from './echo.js';
 
 export type RunwardenErrorCode =
   | 'MLFLOW_API_ERROR'
@@ -19,11 +31,16 @@ export type RunwardenErrorCode =
 export class RunwardenError extends Error {
   readonly code: RunwardenErrorCode;
   constructor(code: RunwardenErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // A safety net: the subclasses cap each value they echo, so this cut is rarely reached.
+    super(capForEcho(message, ERROR_TEXT_MAX), options);
     this.code = code;
     this.name = new.target.name;
   }
 }
+
+/** Longest part of MLflow's own error message kept (characters). */
+export const SERVER_MESSAGE_MAX = 500;
+const ECHO_ENDPOINT_MAX = 300;
 
 /** An MLflow REST call answered with an error (JSON `{error_code, message}` or any other body). */
 export class MlflowApiError extends RunwardenError {
@@ -44,11 +61,15 @@ export class MlflowApiError extends RunwardenError {
     endpoint: string;
     retryAfterMs?: number;
   }) {
-    super('MLFLOW_API_ERROR', `${init.endpoint} failed (${init.status} ${init.errorCode}): ${init.message}`);
+    // MLflow's message can quote the whole request (a 1 MB name comes back in it): capped.
+    const serverMessage = capForEcho(redactUrisIn(init.message), SERVER_MESSAGE_MAX);
+    const errorCode = capForEcho(init.errorCode, 100);
+    const endpoint = capForEcho(init.endpoint, ECHO_ENDPOINT_MAX);
+    super('MLFLOW_API_ERROR', `${endpoint} failed (${init.status} ${errorCode}): ${serverMessage}`);
     this.status = init.status;
-    this.errorCode = init.errorCode;
-    this.endpoint = init.endpoint;
-    this.serverMessage = init.message;
+    this.errorCode = errorCode;
+    this.endpoint = endpoint;
+    this.serverMessage = serverMessage;
     this.retryAfterMs = init.retryAfterMs;
   }
 }
@@ -57,21 +78,24 @@ export class MlflowApiError extends RunwardenError {
 export class MlflowUnreachableError extends RunwardenError {
   readonly endpoint: string;
   constructor(endpoint: string, detail: string, cause?: unknown) {
+    const shown = capForEcho(redactUrisIn(endpoint), ECHO_ENDPOINT_MAX);
     super(
       'MLFLOW_UNREACHABLE',
-      `${endpoint}: MLflow tracking server unreachable (${detail}). Check MLFLOW_TRACKING_URI and that the server is running.`,
+      `${shown}: MLflow tracking server unreachable (${capForEcho(redactUrisIn(detail), SERVER_MESSAGE_MAX)}). Check MLFLOW_TRACKING_URI and that the server is running.`,
       { cause },
     );
-    this.endpoint = endpoint;
+    this.endpoint = shown;
   }
 }
 
 /** Input refused before anything was sent: names the field and the fix. */
 export class ValidationError extends RunwardenError {
   readonly field: string;
+  /** `field` is capped (a tag key can be the bad input); `message` should cap what it quotes. */
   constructor(field: string, message: string) {
-    super('VALIDATION_ERROR', `${field}: ${message}`);
-    this.field = field;
+    const shown = capForEcho(field);
+    super('VALIDATION_ERROR', `${shown}: ${message}`);
+    this.field = shown;
   }
 }
 
@@ -84,7 +108,8 @@ export class ParamConflictError extends RunwardenError {
   constructor(runId: string, key: string, existingValue: string, newValue: string) {
     super(
       'PARAM_CONFLICT',
-      `param '${key}' on run ${runId} already has value '${existingValue}'; refusing new value '${newValue}'. ` +
+      `param '${capForEcho(key)}' on run ${capForEcho(runId)} already has value '${capForEcho(existingValue)}'; ` +
+        `refusing new value '${capForEcho(newValue)}'. ` +
         'Params are write-once in MLflow: log the new value under another key, or start a new run.',
     );
     this.runId = runId;
@@ -101,7 +126,7 @@ export class ExperimentDeletedError extends RunwardenError {
   constructor(experimentId: string, experimentName: string) {
     super(
       'EXPERIMENT_DELETED',
-      `experiment '${experimentName}' (id ${experimentId}) is deleted and still holds its name. ` +
+      `experiment '${capForEcho(experimentName)}' (id ${capForEcho(experimentId)}) is deleted and still holds its name. ` +
         `Restore it (POST /api/2.0/mlflow/experiments/restore {"experiment_id":"${experimentId}"}, ` +
         `or \`mlflow experiments restore --experiment-id ${experimentId}\`), remove it for good with \`mlflow gc\`, ` +
         'or choose another name.',
@@ -135,7 +160,7 @@ export class UnsafeArtifactPathError extends RunwardenError {
   constructor(path: string, reason: string) {
     super(
       'UNSAFE_ARTIFACT_PATH',
-      `artifact path ${JSON.stringify(path)} refused: ${reason}. Use a relative path inside the run's artifact root, like "plots/loss.png".`,
+      `artifact path ${JSON.stringify(capForEcho(path))} refused: ${reason}. Use a relative path inside the run's artifact root, like "plots/loss.png".`,
     );
     this.path = path;
   }

@@ -3,7 +3,7 @@
  * a session that closes or idles out has its runs' buffers flushed, and leases decide what happens
  * to the runs (another session may continue them; the reaper closes them if nobody renews the
  * lease; the server's shutdown ends the ones it owns KILLED); requests checked for
- * Host and Origin (DNS rebinding), a bearer token when one is set (required off loopback) and a
+ * Host and Origin (DNS rebinding; parsed in `origin.ts`), a bearer token when one is set (required off loopback) and a
  * body size cap; `/health` and the task event streams (`/tasks/:id/events`) beside `/mcp`.
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -12,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { HttpSettings } from '../config.js';
-import { RunwardenError } from '../errors/index.js';
+import { capForEcho, RunwardenError, redactUri, redactUrisIn } from '../errors/index.js';
+import { canonicalHost, hostOfHeader, isLoopbackHostname, originAllowed } from './origin.js';
 import type { McpRuntime } from './runtime.js';
 import { createServer } from './server.js';
 import { streamTaskEvents } from './task-events.js';
@@ -27,19 +28,6 @@ export interface HttpServerHandle {
   port: number;
   /** Close every session (flushing their runs, ending none) and stop listening. */
   close(reason: string): Promise<void>;
-}
-
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.has(host) || host.startsWith('127.');
-}
-
-/** The hostname part of a Host header (`[::1]:7341` → `[::1]`, `a.b:80` → `a.b`). */
-export function hostnameOf(hostHeader: string): string {
-  const h = hostHeader.trim().toLowerCase();
-  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
-  return h.replace(/:\d+$/, '');
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -84,14 +72,19 @@ async function readBody(
 }
 
 export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): Promise<HttpServerHandle> {
-  if (!isLoopback(opts.host) && !opts.token) {
+  if (!isLoopbackHostname(canonicalHost(opts.host)) && !opts.token) {
     throw new RunwardenError(
       'CONFIG_ERROR',
       `refusing to serve MCP on ${opts.host} without a token: set RUNWARDEN_HTTP_TOKEN (16+ characters), or bind 127.0.0.1`,
     );
   }
-  const allowedHosts = new Set([...LOOPBACK, ...opts.allowedHosts.map((h) => h.toLowerCase())]);
-  if (!['0.0.0.0', '::'].includes(opts.host)) allowedHosts.add(opts.host.toLowerCase());
+  // Loopback names and literals are always allowed; others only when configured (or bound to).
+  const allowedHosts = new Set(opts.allowedHosts.map(canonicalHost));
+  if (!['0.0.0.0', '::'].includes(opts.host)) allowedHosts.add(canonicalHost(opts.host));
+  const hostOk = (header: string | undefined) => {
+    const host = hostOfHeader(header);
+    return host !== undefined && (isLoopbackHostname(host) || allowedHosts.has(host));
+  };
   const allowedOrigins = new Set(opts.allowedOrigins);
   const idleMs = opts.sessionIdleMs ?? 3_600_000;
   const log = runtime.logger;
@@ -103,16 +96,6 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
   }
   const sessions = new Map<string, Session>();
 
-  const originOk = (origin: string | undefined): boolean => {
-    if (!origin) return true; // non-browser clients send none
-    if (allowedOrigins.has(origin)) return true;
-    try {
-      return isLoopback(new URL(origin).hostname);
-    } catch {
-      return false;
-    }
-  };
-
   async function health(res: http.ServerResponse) {
     let mlflow: { reachable: boolean; version?: string; error?: string };
     try {
@@ -122,12 +105,13 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
       );
       mlflow = { reachable: true, version: (await r.text()).trim() };
     } catch (err) {
-      mlflow = { reachable: false, error: (err as Error).message };
+      mlflow = { reachable: false, error: capForEcho(redactUrisIn((err as Error).message), 500) };
     }
     send(res, mlflow.reachable ? 200 : 503, {
       status: mlflow.reachable ? 'ok' : 'degraded',
       runwarden: runtime.version,
-      mlflow: { trackingUri: runtime.client.trackingUri, ...mlflow },
+      // Never the credentials a URI may embed (http://user:pass@host, ?token=...).
+      mlflow: { trackingUri: redactUri(runtime.client.trackingUri), ...mlflow },
       sessions: sessions.size,
     });
   }
@@ -157,7 +141,11 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     if (typeof sessionId === 'string') {
       const s = sessions.get(sessionId);
       if (!s)
-        return rpcError(res, 404, `unknown or expired MCP session ${sessionId}: initialize a new session`);
+        return rpcError(
+          res,
+          404,
+          `unknown or expired MCP session ${capForEcho(sessionId, 100)}: initialize a new session`,
+        );
       s.lastSeen = Date.now();
       await s.transport.handleRequest(req, res, body);
       return;
@@ -184,22 +172,21 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
   const server = http.createServer((req, res) => {
     const started = Date.now();
     const path = (req.url ?? '/').split('?')[0];
-    const host = hostnameOf(req.headers.host ?? '');
     const done = () =>
       log.debug({ method: req.method, path, status: res.statusCode, ms: Date.now() - started }, 'http');
     res.on('finish', done);
-    if (!allowedHosts.has(host)) {
+    if (!hostOk(req.headers.host)) {
       return rpcError(
         res,
         403,
-        `Host header '${req.headers.host ?? ''}' is not allowed (DNS-rebinding protection); add it to RUNWARDEN_HTTP_ALLOWED_HOSTS`,
+        `Host header '${capForEcho(req.headers.host ?? '')}' is not allowed (DNS-rebinding protection); add it to RUNWARDEN_HTTP_ALLOWED_HOSTS`,
       );
     }
-    if (!originOk(req.headers.origin)) {
+    if (!originAllowed(req.headers.origin, allowedOrigins)) {
       return rpcError(
         res,
         403,
-        `Origin '${req.headers.origin}' is not allowed; add it to RUNWARDEN_HTTP_ALLOWED_ORIGINS`,
+        `Origin '${capForEcho(req.headers.origin ?? '')}' is not allowed; add it to RUNWARDEN_HTTP_ALLOWED_ORIGINS`,
       );
     }
     const handle = async () => {
@@ -211,7 +198,7 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
         return streamTaskEvents(req, res, task[1]!, runtime.tasks, { logger: log });
       }
       return send(res, 404, {
-        error: `no route ${req.method} ${path}; MCP is at /mcp, health at /health, task events at /tasks/<id>/events`,
+        error: `no route ${capForEcho(req.method, 20)} ${capForEcho(path)}; MCP is at /mcp, health at /health, task events at /tasks/<id>/events`,
       });
     };
     handle().catch((err: unknown) => {

@@ -1,23 +1,27 @@
 /**
  * Tool results. Success: `structuredContent` matching the tool's outputSchema plus a short text
  * mirror. Expected failures: `isError` text that names what failed and the next step, chosen by
- * the error's code (never its message text).
+ * the error's code (never its message text). Every error text is bounded (`ERROR_TEXT_MAX`, 2,000
+ * characters plus a `…(N more)` mark), whatever the input or MLflow's answer quoted.
  */
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { MlflowApiError, RunwardenError } from '../errors/index.js';
+import { capForEcho, ERROR_TEXT_MAX, MlflowApiError, RunwardenError } from '../errors/index.js';
 
 export function success(structured: Record<string, unknown>, text: string): CallToolResult {
   return { content: [{ type: 'text', text }], structuredContent: structured };
 }
 
 export function failure(text: string): CallToolResult {
-  return { content: [{ type: 'text', text }], isError: true };
+  return { content: [{ type: 'text', text: capForEcho(text, ERROR_TEXT_MAX) }], isError: true };
 }
 
 /** Hints a tool can give for MLflow error codes in its own terms (e.g. bad filter syntax). */
 export type RecoveryHints = Partial<Record<string, string>>;
 
-/** Turn an error into an isError result with a recovery step. Unknown errors are rethrown. */
+/**
+ * Turn an error into an isError result with a recovery step. Unknown errors are rethrown (the SDK
+ * reports them), with their message capped first.
+ */
 export function errorResult(err: unknown, hints: RecoveryHints = {}): CallToolResult {
   if (err instanceof MlflowApiError) {
     const hint = hints[err.errorCode] ?? MLFLOW_HINTS[err.errorCode] ?? statusHint(err.status);
@@ -27,6 +31,8 @@ export function errorResult(err: unknown, hints: RecoveryHints = {}): CallToolRe
     const hint = hints[err.code] ?? CODE_HINTS[err.code] ?? '';
     return failure(hint ? `${err.message.replace(/[.\s]*$/, '.')} ${hint}` : err.message);
   }
+  if (err instanceof Error && err.message.length > ERROR_TEXT_MAX)
+    err.message = capForEcho(err.message, ERROR_TEXT_MAX);
   throw err;
 }
 

@@ -3,8 +3,9 @@
  * from `openapi.yaml` via `schema.gen.ts`) onto the transport (auth, timeouts, retries, typed
  * errors) and knows the server's UI links. Everything in runwarden reaches MLflow through this.
  */
-import createClient, { type Client } from 'openapi-fetch';
+import createClient, { type Client, createQuerySerializer } from 'openapi-fetch';
 import type { Config } from '../config.js';
+import { isWellFormed, redactUri, ValidationError, wellFormed } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { defaultRetryPolicy, type RetryPolicy } from './retry.js';
 import type { components, paths } from './schema.gen.js';
@@ -90,8 +91,14 @@ export function createMlflowClient(opts: MlflowClientOptions): MlflowClient {
     logger: opts.logger,
     keepAlive: opts.keepAlive,
   });
-  const api = createClient<paths>({ baseUrl: trackingUri, fetch: transport.fetch });
-  const uiUrl = (opts.uiUrl ?? trackingUri).replace(/\/+$/, '');
+  const api = createClient<paths>({
+    baseUrl: trackingUri,
+    fetch: transport.fetch,
+    querySerializer: safeQuery,
+  });
+  // Links are shown to people and agents: never with the credentials a URI may embed.
+  const uiUrl = redactUri((opts.uiUrl ?? trackingUri).replace(/\/+$/, ''));
+  const seg = (v: string) => encodeURIComponent(wellFormed(v));
   return {
     trackingUri,
     uiUrl,
@@ -100,9 +107,26 @@ export function createMlflowClient(opts: MlflowClientOptions): MlflowClient {
     artifactTimeoutMs: opts.artifactTimeoutMs ?? 600_000,
     retry,
     logger: opts.logger,
-    experimentUrl: (e) => `${uiUrl}/#/experiments/${encodeURIComponent(e)}`,
-    runUrl: (e, r) => `${uiUrl}/#/experiments/${encodeURIComponent(e)}/runs/${encodeURIComponent(r)}`,
+    experimentUrl: (e) => `${uiUrl}/#/experiments/${seg(e)}`,
+    runUrl: (e, r) => `${uiUrl}/#/experiments/${seg(e)}/runs/${seg(r)}`,
   };
+}
+
+const serializeQuery = createQuerySerializer();
+
+/**
+ * openapi-fetch's query encoding, refusing a lone UTF-16 surrogate with a ValidationError naming the
+ * parameter (encodeURIComponent would throw a bare "URIError: URI malformed").
+ */
+function safeQuery(query: Record<string, unknown>): string {
+  for (const [name, v] of Object.entries(query ?? {})) {
+    for (const item of Array.isArray(v) ? v : [v]) {
+      if (typeof item === 'string' && !isWellFormed(item)) {
+        throw new ValidationError(name, 'contains a lone UTF-16 surrogate; send well-formed Unicode text');
+      }
+    }
+  }
+  return serializeQuery(query);
 }
 
 /** Build a client from the parsed environment. */

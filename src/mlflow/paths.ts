@@ -1,9 +1,10 @@
 /**
  * Artifact path safety. Every artifact path runwarden sends is normalised here first, and any path
  * that could leave the run's artifact root is refused before a request is made: `..` segments,
- * absolute paths, Windows drive letters and UNC prefixes, NUL bytes.
+ * absolute paths, Windows drive letters and UNC prefixes, NUL bytes, lone UTF-16 surrogates (which
+ * no URL can carry).
  */
-import { UnsafeArtifactPathError } from '../errors/index.js';
+import { isWellFormed, UnsafeArtifactPathError, wellFormed } from '../errors/index.js';
 
 /**
  * Normalise a run-relative artifact path: backslashes become `/`, `.` and empty segments vanish.
@@ -13,6 +14,8 @@ export function normalizeArtifactPath(input: string): string {
   if (typeof input !== 'string') throw new UnsafeArtifactPathError(String(input), 'not a string');
   if (input.includes('\0')) throw new UnsafeArtifactPathError(input, 'contains a NUL byte');
   if (/%00/i.test(input)) throw new UnsafeArtifactPathError(input, 'contains an encoded NUL (%00)');
+  if (!isWellFormed(input))
+    throw new UnsafeArtifactPathError(input, 'contains a lone UTF-16 surrogate (not well-formed Unicode)');
   const unified = input.replace(/\\/g, '/');
   if (unified.startsWith('/')) throw new UnsafeArtifactPathError(input, 'is absolute');
   if (/^[a-zA-Z]:/.test(unified)) throw new UnsafeArtifactPathError(input, 'starts with a drive letter');
@@ -32,11 +35,11 @@ export function joinArtifactPath(...parts: (string | undefined)[]): string {
   return normalizeArtifactPath(parts.filter((p) => p !== undefined && p !== '').join('/'));
 }
 
-/** Percent-encode each segment of a normalised path for use in a URL. */
+/** Percent-encode each segment of a normalised path for use in a URL (never throws a URIError). */
 export function encodePath(path: string): string {
   return path
     .split('/')
     .filter((s) => s !== '')
-    .map(encodeURIComponent)
+    .map((s) => encodeURIComponent(wellFormed(s)))
     .join('/');
 }

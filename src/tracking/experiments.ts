@@ -3,11 +3,11 @@
  * own `set_experiment` is: get by name, create if missing, and on RESOURCE_ALREADY_EXISTS (someone
  * else won the race) read again. A deleted experiment holding the name is reported with the way out.
  */
-import { ExperimentDeletedError, isMlflowError, ValidationError } from '../errors/index.js';
+import { ExperimentDeletedError, isMlflowError } from '../errors/index.js';
 import { type Experiment, type MlflowClient, ok } from '../mlflow/client.js';
 import { withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
-import { LIMITS } from './validation.js';
+import { LIMITS, validateName } from './validation.js';
 
 export interface GetOrCreateExperimentOptions {
   /** Tags set when the experiment is created (left alone if it already exists). */
@@ -51,15 +51,7 @@ export async function getOrCreateExperiment(
   name: string,
   opts: GetOrCreateExperimentOptions = {},
 ): Promise<GetOrCreateExperimentResult> {
-  if (typeof name !== 'string' || name.trim() === '') {
-    throw new ValidationError('name', 'experiment name must be a non-empty string');
-  }
-  if (name.length > LIMITS.maxExperimentNameLength) {
-    throw new ValidationError(
-      'name',
-      `experiment name is ${name.length} characters; MLflow allows at most 500`,
-    );
-  }
+  validateName('name', name, 'experiment name', LIMITS.maxExperimentNameLength);
   // The whole sequence is idempotent, so a failed create is retried as a unit (the reads inside
   // were retried by the transport already).
   return withRetry(

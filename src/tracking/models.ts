@@ -6,12 +6,13 @@
  * same version. Concurrent registrations leave the alias on the highest version registered for it.
  */
 import { randomUUID } from 'node:crypto';
-import { isMlflowError, RunwardenError, ValidationError } from '../errors/index.js';
+import { capForEcho, isMlflowError, RunwardenError, ValidationError } from '../errors/index.js';
 import { type MlflowClient, type ModelVersion, ok } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
 import { sleep, withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
 import { RW_TAGS } from './tags.js';
+import { LIMITS, validateName } from './validation.js';
 
 export interface RegisterModelOptions {
   runId: string;
@@ -47,7 +48,7 @@ export function validateAlias(alias: string): void {
   if (!ALIAS_RE.test(alias) || alias.length > 255) {
     throw new ValidationError(
       'alias',
-      `'${alias}' is not a valid alias: use letters, digits, '_' and '-' (≤255)`,
+      `'${capForEcho(alias)}' is not a valid alias: use letters, digits, '_' and '-' (≤255)`,
     );
   }
   if (/^latest$/i.test(alias) || /^v\d+$/i.test(alias)) {
@@ -184,7 +185,7 @@ export async function registerModel(
   client: MlflowClient,
   opts: RegisterModelOptions,
 ): Promise<RegisterModelResult> {
-  if (!opts.name?.trim()) throw new ValidationError('name', 'a registered model name is required');
+  validateName('name', opts.name, 'registered model name', LIMITS.maxModelNameLength);
   if (!opts.runId) throw new ValidationError('runId', 'the run holding the model is required');
   if (opts.alias !== undefined) validateAlias(opts.alias);
   const rel = normalizeArtifactPath(opts.artifactPath);

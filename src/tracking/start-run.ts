@@ -15,7 +15,7 @@ import { isTransientUnretried } from '../mlflow/transport.js';
 import { OpenRunRegistry } from './open-runs.js';
 import { type ParamValue, RunHandle } from './run-handle.js';
 import { MLFLOW_TAGS, RW_TAGS } from './tags.js';
-import { validateKey } from './validation.js';
+import { LIMITS, validateKey, validateName } from './validation.js';
 
 export interface StartRunOptions {
   experimentId: string;
@@ -101,6 +101,7 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
       `must be 0 (no heartbeat) or positive and shorter than leaseMs (${leaseMs}), got ${heartbeatMs}`,
     );
   }
+  if (opts.runName) validateName('runName', opts.runName, 'run name', LIMITS.maxRunNameLength);
   for (const k of Object.keys(opts.tags ?? {})) validateKey(`tags.${k}`, k);
   for (const k of Object.keys(opts.params ?? {})) validateKey(`params.${k}`, k);
 

@@ -1,8 +1,9 @@
 /**
  * How a tool is declared: one `defineTool({...})` per file with a zod input shape (every field
  * described), an output shape, explicit annotations and a handler that returns structured content
- * plus a text mirror. Registration wraps the handler so expected failures become `isError` results
- * with a recovery step, and hides tools that write when the server is read-only.
+ * plus a text mirror. Registration wraps the handler so the shared input rules (`boundary.ts`: ids,
+ * names, well-formed Unicode) run before it, expected failures become `isError` results with a
+ * recovery step (their text capped), and tools that write are hidden when the server is read-only.
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
@@ -10,6 +11,7 @@ import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sd
 import type { z } from 'zod';
 import type { ToolContext } from '../context.js';
 import { errorResult, type RecoveryHints, success } from '../results.js';
+import { checkToolInput } from './boundary.js';
 
 export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -63,6 +65,7 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
           try {
             // The SDK has already parsed the input against `spec.input`.
             const args = raw as z.infer<z.ZodObject<I>>;
+            checkToolInput(args);
             const { structured, text } = await spec.run(args, ctx, extra);
             return success(structured as Record<string, unknown>, text);
           } catch (err) {

@@ -6,7 +6,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ValidationError } from '../../errors/index.js';
+import { capForEcho, ValidationError } from '../../errors/index.js';
 import type { ToolContext } from '../context.js';
 import { defineTool } from './define.js';
 
@@ -18,7 +18,7 @@ async function insideAllowedRoots(localPath: string, ctx: ToolContext): Promise<
   } catch {
     throw new ValidationError(
       'local_path',
-      `${abs} does not exist (paths are resolved on the MCP server's machine)`,
+      `${capForEcho(abs)} does not exist (paths are resolved on the MCP server's machine)`,
     );
   }
   for (const root of ctx.settings.allowedRoots) {
@@ -27,9 +27,28 @@ async function insideAllowedRoots(localPath: string, ctx: ToolContext): Promise<
   }
   throw new ValidationError(
     'local_path',
-    `${abs} is outside the allowed roots (${ctx.settings.allowedRoots.join(', ')}); copy it there, pass content ` +
+    `${capForEcho(abs)} is outside the allowed roots (${ctx.settings.allowedRoots.join(', ')}); copy it there, pass content ` +
       'inline, or ask the user to add its folder to RUNWARDEN_ALLOWED_ROOTS',
   );
+}
+
+/** Standard base64 (RFC 4648 §4), padding optional; whitespace (line breaks) is ignored. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+
+/**
+ * Decode `content_base64` strictly: Node's decoder skips characters outside the alphabet and stops
+ * at stray padding, so garbage would be stored as some other bytes. Refused instead, naming where.
+ */
+export function decodeBase64Strict(field: string, text: string): Buffer {
+  const compact = text.replace(/[\t\n\r ]+/g, '');
+  if (!BASE64.test(compact)) {
+    const bad = /[^A-Za-z0-9+/=]/.exec(compact);
+    const why = bad
+      ? `has ${JSON.stringify(capForEcho(bad[0]))} at position ${bad.index}, outside the base64 alphabet (A-Z a-z 0-9 + /; base64url's - and _ are not accepted)`
+      : `is not well-formed base64 (${compact.length} characters: '=' only at the end, and not a length of 4n+1)`;
+    throw new ValidationError(field, `${why}; send standard base64, or the text itself as content`);
+  }
+  return Buffer.from(compact, 'base64');
 }
 
 export const logArtifactTool = defineTool({
@@ -103,7 +122,7 @@ export const logArtifactTool = defineTool({
     const bytes =
       args.content !== undefined
         ? Buffer.from(args.content, 'utf8')
-        : Buffer.from(args.content_base64 ?? '', 'base64');
+        : decodeBase64Strict('content_base64', args.content_base64 ?? '');
     const cap = ctx.settings.maxInlineArtifactBytes;
     if (bytes.length > cap) {
       throw new ValidationError(
