@@ -23,6 +23,9 @@ export type InlineTable = z.infer<typeof InlineTable>;
 
 const URI_RE = /^(file:\/\/|runs:\/|mlflow-artifacts:\/|https?:\/\/)/;
 
+const NO_CONTROL = /^\P{Cc}*$/u;
+const NO_CONTROL_SAYS = 'may not contain NUL, newlines, tabs or other control characters';
+
 export const TaskSpecSchema = z.object({
   template: z.string().min(1).describe('Registered template name, e.g. gru-forecast'),
   params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
@@ -38,8 +41,9 @@ export const TaskSpecSchema = z.object({
       ]),
     )
     .default({}),
-  experiment: z.string().min(1).max(500).optional(),
-  run_name: z.string().max(250).optional(),
+  // No NUL, newlines or other control characters in names (the same rule as validateName).
+  experiment: z.string().min(1).max(500).regex(NO_CONTROL, NO_CONTROL_SAYS).optional(),
+  run_name: z.string().max(250).regex(NO_CONTROL, NO_CONTROL_SAYS).optional(),
   priority: z.number().int().min(1).max(1000).optional(),
   timeout_seconds: z
     .number()
