@@ -5,8 +5,10 @@
  * job. The fence renews the lock itself (`job.extendLock`, every quarter of the lock duration),
  * knows until when the lock is surely held (send time of the last renewal Redis confirmed, plus
  * the lock duration), and aborts its signal with `LOCK_LOST_REASON` as soon as a renewal finds the
- * lock gone (another token, or none) or that time passes without a confirmed renewal.
- * `confirm()` renews once more before a result is reported, retrying until that time.
+ * lock gone (another token, or none), or when less than half the lock duration is left without a
+ * confirmed renewal: the attempt then stops (process killed, run closed) while the lock still
+ * holds, before any other worker can be given the task. `confirm()` renews once more before a
+ * result is reported, retrying until that point.
  */
 import type { Job } from 'bullmq';
 
@@ -65,12 +67,14 @@ export function startLockFence(
       });
     return inflight;
   };
+  // Past this point the lock is not vouched for long enough to stop cleanly before it expires.
+  const deadline = () => heldUntil - lockMs / 2;
   const check = () => {
     if (why) return;
     const now = Date.now();
-    if (now >= heldUntil) {
+    if (now >= deadline()) {
       lose(
-        `the lock was not renewed within ${lockMs} ms (Redis unreachable or stalled), so the task may have been re-delivered`,
+        `no renewal confirmed for ${Math.round(lockMs / 2)} ms of its ${lockMs} ms (Redis unreachable or stalled), so the task may be re-delivered`,
       );
     } else if (now - lastSent >= lockMs / 4) {
       void renew();
@@ -86,14 +90,14 @@ export function startLockFence(
     },
     async confirm() {
       while (!why) {
-        const left = heldUntil - Date.now();
+        const left = deadline() - Date.now();
         if (left <= 0) {
           check();
           break;
         }
         const ok = await Promise.race([renew(), sleep(left).then(() => false)]);
         if (ok) return true;
-        if (!why) await sleep(Math.min(250, Math.max(0, heldUntil - Date.now())));
+        if (!why) await sleep(Math.min(250, Math.max(0, deadline() - Date.now())));
       }
       return false;
     },
