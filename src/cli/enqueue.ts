@@ -2,14 +2,19 @@
  * `runwarden enqueue <template|spec.yaml>` and `runwarden status`. Enqueue validates everything
  * before queueing (unknown template, parameter out of bounds, unreadable input: exit 2 or 1 with
  * the field named); `--wait` shows progress until the task ends and exits 0 only if it completed.
+ * Every command here first waits for Redis, bounded (5 s): without it they fail with exit 1 and
+ * a message naming REDIS_URL and how to start Redis; Redis lost under `--wait` is said the same
+ * way, with how to follow the task, which goes on.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config.js';
+import { RunwardenError } from '../errors/index.js';
 import { createLogger } from '../log.js';
 import { mlflowClientFromConfig } from '../mlflow/client.js';
 import { taskQueueFromConfig } from '../queue/from-config.js';
+import { REDIS_CONNECT_TIMEOUT_MS, redisUnreachable, waitForRedis } from '../queue/redis-reach.js';
 import { isTerminal, type TaskInfo, type TaskQueue } from '../queue/task-queue.js';
 import { UsageError } from './usage.js';
 
@@ -79,12 +84,58 @@ function bar(fraction: number, width = 24): string {
   return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(fraction * 100).toFixed(0).padStart(3)}%`;
 }
 
-/** Poll until the task ends, drawing a progress line on stderr. */
-export async function waitAndShow(queue: TaskQueue, taskId: string): Promise<TaskInfo> {
+/** The task queue once Redis answers (within 5 s): no Redis is an error naming REDIS_URL, not a hang. */
+async function openQueue(cfg: Config): Promise<TaskQueue> {
+  const queue = taskQueueFromConfig(cfg, mlflowClientFromConfig(cfg, createLogger(cfg.logLevel)));
+  try {
+    await waitForRedis(queue.redis, cfg.redisUrl);
+    return queue;
+  } catch (err) {
+    // Nothing was sent: drop the connection (BullMQ's close would wait on a Redis that is not there).
+    queue.redis.disconnect();
+    throw err;
+  }
+}
+
+/** `p`, or a rejection after `ms`. */
+function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Poll until the task ends, drawing a progress line on stderr. Redis that stops answering for
+ * 5 s ends the wait with a REDIS_UNREACHABLE error saying the task goes on and how to follow it.
+ */
+export async function waitAndShow(queue: TaskQueue, taskId: string, redisUrl: string): Promise<TaskInfo> {
   const tty = process.stderr.isTTY;
   let last = '';
+  let failingSince: number | undefined;
   for (;;) {
-    const info = await queue.get(taskId);
+    let info: TaskInfo | undefined;
+    try {
+      info = await bounded(queue.get(taskId), REDIS_CONNECT_TIMEOUT_MS);
+      failingSince = undefined;
+    } catch (err) {
+      if (err instanceof RunwardenError) throw err;
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince >= REDIS_CONNECT_TIMEOUT_MS) {
+        if (tty) process.stderr.write('\n');
+        throw redisUnreachable(
+          redisUrl,
+          (err as Error).message,
+          `Lost Redis while waiting: task ${taskId} goes on (a worker holds it, or it waits in the queue). ` +
+            `Follow it with \`runwarden status\` once Redis is back, or enqueue the same spec again (it answers with task ${taskId}). `,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+      continue;
+    }
     if (!info) throw new Error(`task ${taskId} disappeared`);
     const line =
       `${info.task_id} ${info.state.padEnd(9)} ${bar(info.progress?.fraction ?? 0)} ${info.progress?.message ?? ''}`.slice(
@@ -135,8 +186,7 @@ export async function runEnqueue(argv: string[], config: () => Config): Promise<
     throw new UsageError('give one template name or spec file (see runwarden enqueue --help)');
   const spec = await buildSpec(positionals[0]!, v);
   const cfg = config();
-  const client = mlflowClientFromConfig(cfg, createLogger(cfg.logLevel));
-  const queue = taskQueueFromConfig(cfg, client);
+  const queue = await openQueue(cfg);
   try {
     const { task, existing, info } = await queue.enqueue(spec);
     if (v.json && !v.wait) process.stdout.write(`${JSON.stringify({ ...info, existing }, null, 2)}\n`);
@@ -145,7 +195,7 @@ export async function runEnqueue(argv: string[], config: () => Config): Promise<
         `${existing ? 'existing' : 'enqueued'} ${task.taskId} (${info.state}) template ${task.template}\n`,
       );
     if (!v.wait) return 0;
-    const end = await waitAndShow(queue, task.taskId);
+    const end = await waitAndShow(queue, task.taskId, cfg.redisUrl);
     const run = end.runs.at(-1);
     process.stdout.write(
       v.json
@@ -164,8 +214,7 @@ export async function runStatus(argv: string[], config: () => Config): Promise<n
     return 0;
   }
   const cfg = config();
-  const client = mlflowClientFromConfig(cfg, createLogger(cfg.logLevel));
-  const queue = taskQueueFromConfig(cfg, client);
+  const queue = await openQueue(cfg);
   try {
     const counts = await queue.counts();
     const active = await queue.list({ states: ['active'], limit: 100 });
@@ -200,7 +249,7 @@ export async function runCancel(argv: string[], config: () => Config): Promise<n
   }
   const [taskId, ...why] = argv;
   const cfg = config();
-  const queue = taskQueueFromConfig(cfg, mlflowClientFromConfig(cfg, createLogger(cfg.logLevel)));
+  const queue = await openQueue(cfg);
   try {
     const { previous, info } = await queue.cancel(
       taskId!,
