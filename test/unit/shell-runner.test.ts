@@ -2,14 +2,16 @@
 // /bin/sh supervisor that leads the process group mirrors the exit status, streams lines to the
 // callbacks and log files, reports a missing command, kills the whole group on abort (SIGKILL after
 // the grace period for members that ignore SIGTERM), and takes the group down when the process
-// holding it dies by kill -9.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// holding it dies by kill -9; and stdout backpressure: while a line's promise is pending the
+// runner reads no further, so the command blocks writing to its pipe.
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCommand, type ShellOptions } from '../../src/runners/shell.js';
 import { killFixtures, runFixture } from '../support/clients.js';
-import { liveGroupMembers, pidAlive, processGroupOf, waitFor } from '../support/tasks.js';
+import { liveGroupMembers, pidAlive, processesMatching, processGroupOf, waitFor } from '../support/tasks.js';
 
 const dirs: string[] = [];
 
@@ -126,4 +128,47 @@ describe('runCommand', () => {
     });
     expect(pidAlive(grandchild)).toBe(false);
   }, 20_000);
+
+  it('runCommand: while the promise onStdoutLine returned is pending, stdout is not read: the command blocks on its pipe, and every line arrives in order afterwards', async () => {
+    const marker = `rw-bp-${randomUUID()}`;
+    const lines: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { opts, dir } = options({
+      onStdoutLine: (line) => {
+        lines.push(line);
+        return lines.length === 1 ? held : undefined;
+      },
+    });
+    const script =
+      'i=0; while [ $i -lt 20000 ]; do echo "line $i ........................................"; i=$((i+1)); done; touch done.marker';
+    const running = runCommand(['sh', '-c', script, marker], opts);
+    const wchan = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/wchan`, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    await waitFor(
+      'the command to block writing to its stdout pipe',
+      // Node's stdio "pipe" is a socket pair: a blocked writer waits in the kernel's send path.
+      () =>
+        processesMatching(marker).some((p) =>
+          /pipe_write|sock_alloc_send|unix_stream_sendmsg/.test(wchan(p.pid)),
+        ),
+      { timeoutMs: 20_000, intervalMs: 50 },
+    );
+    expect(lines).toHaveLength(1);
+    expect(existsSync(join(dir, 'done.marker'))).toBe(false);
+
+    release();
+    const r = await running;
+    expect(r.exitCode).toBe(0);
+    expect(lines).toHaveLength(20_000);
+    expect(lines.at(-1)).toBe('line 19999 ........................................');
+    expect(existsSync(join(dir, 'done.marker'))).toBe(true);
+  }, 30_000);
 });
