@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { ValidationError } from '../../src/errors/index.js';
 import { artifactBaseUrl } from '../../src/mlflow/artifacts.js';
 import { createMlflowClient } from '../../src/mlflow/client.js';
@@ -206,5 +207,32 @@ describe('credentials stay with the tracking server', () => {
     expect(artifactBaseUrl(c, 'mlflow-artifacts:/x/a.csv')).toBe(
       'http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/x/a.csv',
     );
+  });
+});
+
+describe('input settings', () => {
+  it('loadConfig: by default local inputs are confined to <tasks>/data, folders and web hosts are off, the zip keeps no inputs', () => {
+    const c = loadConfig({ RUNWARDEN_TASKS_DIR: '/srv/tasks' });
+    expect(c.inputs).toEqual({
+      roots: ['/srv/tasks/data'],
+      allowDirs: false,
+      httpHosts: [],
+      zipInputs: false,
+    });
+  });
+
+  it('loadConfig: RUNWARDEN_INPUT_ROOTS, RUNWARDEN_INPUT_DIRS, RUNWARDEN_HTTP_INPUT_HOSTS and RUNWARDEN_ZIP_INPUTS are read', () => {
+    const c = loadConfig({
+      RUNWARDEN_INPUT_ROOTS: '/a:/b/c',
+      RUNWARDEN_INPUT_DIRS: 'true',
+      RUNWARDEN_HTTP_INPUT_HOSTS: 'Data.Example.org, 127.0.0.1:8080',
+      RUNWARDEN_ZIP_INPUTS: '1',
+    });
+    expect(c.inputs).toEqual({
+      roots: ['/a', '/b/c'],
+      allowDirs: true,
+      httpHosts: ['data.example.org', '127.0.0.1:8080'],
+      zipInputs: true,
+    });
   });
 });
