@@ -58,6 +58,8 @@ export interface MlflowClient {
   /** Lower-level sends (artifact streaming). */
   readonly transport: Transport;
   readonly artifactTimeoutMs: number;
+  /** Per-attempt timeout of JSON API calls (a request older than this may still land late). */
+  readonly timeoutMs: number;
   readonly retry: RetryPolicy;
   readonly logger?: Logger;
   /** UI link to an experiment. */
@@ -105,6 +107,7 @@ export function createMlflowClient(opts: MlflowClientOptions): MlflowClient {
     api,
     transport,
     artifactTimeoutMs: opts.artifactTimeoutMs ?? 600_000,
+    timeoutMs: opts.timeoutMs ?? 30_000,
     retry,
     logger: opts.logger,
     experimentUrl: (e) => `${uiUrl}/#/experiments/${seg(e)}`,

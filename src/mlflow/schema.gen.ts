@@ -285,6 +285,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/2.0/mlflow/model-versions/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a model version (JSON body); its aliases go with it. */
+        delete: operations["deleteModelVersion"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/2.0/mlflow/model-versions/delete-tag": {
         parameters: {
             query?: never;
@@ -824,21 +841,21 @@ export interface components {
         };
         Experiment: {
             /** @description e.g. `mlflow-artifacts:/1`. */
-            artifact_location?: string;
+            artifact_location: string;
             /**
              * Format: int64
              * @description Unix epoch milliseconds.
              */
             creation_time?: number;
-            experiment_id?: string;
+            experiment_id: string;
             /**
              * Format: int64
              * @description Unix epoch milliseconds.
              */
             last_update_time?: number;
             /** @description `active` or `deleted`. */
-            lifecycle_stage?: string;
-            name?: string;
+            lifecycle_stage: string;
+            name: string;
             tags?: components["schemas"]["ExperimentTag"][];
             /** @description Workspace name (MLflow ≥ 3.10; `default` when workspaces are off). */
             workspace?: string;
@@ -847,11 +864,11 @@ export interface components {
             experiment_id: string;
         };
         ExperimentResponse: {
-            experiment?: components["schemas"]["Experiment"];
+            experiment: components["schemas"]["Experiment"];
         };
         ExperimentTag: {
-            key?: string;
-            value?: string;
+            key: string;
+            value: string;
         };
         FileInfo: {
             /**
@@ -859,8 +876,8 @@ export interface components {
              * @description Bytes; absent for directories.
              */
             file_size?: number;
-            is_dir?: boolean;
-            path?: string;
+            is_dir: boolean;
+            path: string;
         };
         InputTag: {
             key?: string;
@@ -873,22 +890,22 @@ export interface components {
         Metric: {
             dataset_digest?: string;
             dataset_name?: string;
-            key?: string;
+            key: string;
             model_id?: string;
             run_id?: string;
             /** Format: int64 */
-            step?: number;
+            step: number;
             /**
              * Format: int64
              * @description Unix epoch milliseconds.
              */
-            timestamp?: number;
+            timestamp: number;
             /**
              * @description A double. NaN comes back as the string `"NaN"`. The protobuf strings `"Infinity"` /
              *     `"-Infinity"` are also possible, though the SQL store returns ±Infinity as
              *     ±1.7976931348623157e308.
              */
-            value?: number | ("NaN" | "Infinity" | "-Infinity");
+            value: number | ("NaN" | "Infinity" | "-Infinity");
         };
         MetricRequest: {
             dataset_digest?: string;
@@ -951,29 +968,29 @@ export interface components {
                 name?: string;
                 value?: string;
             }[];
-            name?: string;
+            name: string;
             run_id?: string;
             run_link?: string;
             source?: string;
-            status?: components["schemas"]["ModelVersionStatus"];
+            status: components["schemas"]["ModelVersionStatus"];
             status_message?: string;
             tags?: components["schemas"]["ModelVersionTag"][];
             user_id?: string;
             /** @description Version number as a string, e.g. "1". */
-            version?: string;
+            version: string;
         };
         ModelVersionResponse: {
-            model_version?: components["schemas"]["ModelVersion"];
+            model_version: components["schemas"]["ModelVersion"];
         };
         /** @enum {string} */
         ModelVersionStatus: "PENDING_REGISTRATION" | "FAILED_REGISTRATION" | "READY";
         ModelVersionTag: {
-            key?: string;
-            value?: string;
+            key: string;
+            value: string;
         };
         Param: {
-            key?: string;
-            value?: string;
+            key: string;
+            value: string;
         };
         /** @description Params are write-once per run; values over 6000 chars are truncated. */
         ParamRequest: {
@@ -998,24 +1015,24 @@ export interface components {
             last_updated_timestamp?: number;
             /** @description Latest version per stage (stages are deprecated; prefer aliases). */
             latest_versions?: components["schemas"]["ModelVersion"][];
-            name?: string;
+            name: string;
             tags?: components["schemas"]["RegisteredModelTag"][];
             user_id?: string;
         };
         RegisteredModelAlias: {
-            alias?: string;
-            version?: string;
+            alias: string;
+            version: string;
         };
         RegisteredModelResponse: {
-            registered_model?: components["schemas"]["RegisteredModel"];
+            registered_model: components["schemas"]["RegisteredModel"];
         };
         RegisteredModelTag: {
-            key?: string;
-            value?: string;
+            key: string;
+            value: string;
         };
         Run: {
             data?: components["schemas"]["RunData"];
-            info?: components["schemas"]["RunInfo"];
+            info: components["schemas"]["RunInfo"];
             inputs?: components["schemas"]["RunInputs"];
             outputs?: components["schemas"]["RunOutputs"];
         };
@@ -1030,16 +1047,16 @@ export interface components {
         };
         RunInfo: {
             /** @description e.g. `mlflow-artifacts:/<experiment_id>/<run_id>/artifacts`. */
-            artifact_uri?: string;
+            artifact_uri: string;
             /**
              * Format: int64
              * @description Unix epoch milliseconds; absent while unset.
              */
             end_time?: number;
-            experiment_id?: string;
+            experiment_id: string;
             /** @description `active` or `deleted`. */
-            lifecycle_stage?: string;
-            run_id?: string;
+            lifecycle_stage: string;
+            run_id: string;
             run_name?: string;
             /**
              * @deprecated
@@ -1050,8 +1067,8 @@ export interface components {
              * Format: int64
              * @description Unix epoch milliseconds (0 if the client sent none).
              */
-            start_time?: number;
-            status?: components["schemas"]["RunStatus"];
+            start_time: number;
+            status: components["schemas"]["RunStatus"];
             /**
              * @deprecated
              * @description Usually empty; the user is in the `mlflow.user` tag.
@@ -1066,13 +1083,13 @@ export interface components {
             model_outputs?: components["schemas"]["ModelOutput"][];
         };
         RunResponse: {
-            run?: components["schemas"]["Run"];
+            run: components["schemas"]["Run"];
         };
         /** @enum {string} */
         RunStatus: "RUNNING" | "SCHEDULED" | "FINISHED" | "FAILED" | "KILLED";
         RunTag: {
-            key?: string;
-            value?: string;
+            key: string;
+            value: string;
         };
         /** @description A tag in a request (experiment, run, registered model or model version tags). */
         TagRequest: {
@@ -1296,7 +1313,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        experiment_id?: string;
+                        experiment_id: string;
                     };
                 };
             };
@@ -1521,6 +1538,26 @@ export interface operations {
                     "application/json": components["schemas"]["ModelVersionResponse"];
                 };
             };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteModelVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    version: string;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["Empty"];
             default: components["responses"]["Error"];
         };
     };

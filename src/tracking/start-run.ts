@@ -1,18 +1,18 @@
 /**
  * Starting runs. `startRun` creates an MLflow run with the system tags MLflow's Python client sets
  * and runwarden's ownership and lease tags, and returns a leased, heartbeated `RunHandle`.
- * runs/create is not idempotent, so each create carries a client-generated request id: a retry
- * first searches for the earlier attempt's run, and if a late-landing attempt still makes a second
- * run, the extra one is deleted so exactly one remains.
+ * runs/create is not idempotent: `createRunOnce` (run-create.ts) makes it so with a request id and
+ * a final sweep for late-landing duplicates. A `parentRunId` must name a live run of the same
+ * experiment (checked before anything is created).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { defaultOwner } from '../config.js';
 import { RunClosedError, ValidationError } from '../errors/index.js';
 import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
-import { withRetry } from '../mlflow/retry.js';
-import { isTransientUnretried } from '../mlflow/transport.js';
 import { OpenRunRegistry } from './open-runs.js';
+import { checkParentRun } from './parent-run.js';
+import { type CreateSweepOutcome, createRunOnce } from './run-create.js';
 import { type ParamValue, RunHandle } from './run-handle.js';
 import { MLFLOW_TAGS, RW_TAGS } from './tags.js';
 import { LIMITS, validateKey, validateName } from './validation.js';
@@ -55,6 +55,13 @@ export interface StartRunOptions {
    * when the run ends. With a `registry`, its owner installs them (`registry.installSignalHandlers()`).
    */
   handleSignals?: boolean;
+  /**
+   * After a runs/create that got no answer: how long past its deadline (send time + the client's
+   * timeout) a late-landing duplicate is still looked for and removed (default 60 s).
+   */
+  lateCreateMarginMs?: number;
+  /** Told the outcome of that final duplicate sweep (only when a create went unanswered). */
+  onCreateSweep?: (outcome: CreateSweepOutcome) => void;
   /** Metric points held in memory at most; `logMetric` waits while full (default 100,000). */
   maxBufferedPoints?: number;
   /** Estimated bytes of metric points held in memory at most (default 32 MiB). */
@@ -69,24 +76,6 @@ function osUser(): string {
   } catch {
     return 'unknown';
   }
-}
-
-async function runsWithRequestId(
-  client: MlflowClient,
-  experimentId: string,
-  requestId: string,
-): Promise<Run[]> {
-  const res = await ok(
-    client.api.POST('/api/2.0/mlflow/runs/search', {
-      body: {
-        experiment_ids: [experimentId],
-        filter: `tags.\`${RW_TAGS.requestId}\` = '${requestId}'`,
-        run_view_type: 'ACTIVE_ONLY',
-        max_results: 10,
-      },
-    }),
-  );
-  return res.runs ?? [];
 }
 
 export async function startRun(client: MlflowClient, opts: StartRunOptions): Promise<RunHandle> {
@@ -104,6 +93,7 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
   if (opts.runName) validateName('runName', opts.runName, 'run name', LIMITS.maxRunNameLength);
   for (const k of Object.keys(opts.tags ?? {})) validateKey(`tags.${k}`, k);
   for (const k of Object.keys(opts.params ?? {})) validateKey(`params.${k}`, k);
+  if (opts.parentRunId !== undefined) await checkParentRun(client, opts.parentRunId, opts.experimentId);
 
   const now = Date.now();
   const requestId = randomUUID();
@@ -130,29 +120,23 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
     tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
   };
 
-  const run = await withRetry(
-    client.retry,
-    async (attempt) => {
-      if (attempt > 0) {
-        const earlier = await runsWithRequestId(client, opts.experimentId, requestId);
-        if (earlier[0]) return earlier[0];
-      }
-      const created = (await ok(client.api.POST('/api/2.0/mlflow/runs/create', { body }))).run!;
-      if (attempt === 0) return created;
-      return keepOne(client, opts.experimentId, requestId, created);
-    },
-    { retryable: isTransientUnretried },
-  );
+  const run = await createRunOnce(client, {
+    experimentId: opts.experimentId,
+    requestId,
+    body,
+    lateCreateMarginMs: opts.lateCreateMarginMs,
+    onSweep: opts.onCreateSweep,
+  });
 
-  const info = run.info ?? {};
+  const { info } = run;
   const registry = opts.registry ?? new OpenRunRegistry({ uninstallWhenEmpty: true });
   const handle = new RunHandle({
     client,
     registry,
-    runId: info.run_id!,
-    experimentId: info.experiment_id ?? opts.experimentId,
+    runId: info.run_id,
+    experimentId: info.experiment_id,
     runName: info.run_name ?? opts.runName ?? '',
-    artifactUri: info.artifact_uri ?? '',
+    artifactUri: info.artifact_uri,
     description: opts.description,
     leaseMs,
     heartbeatMs,
@@ -173,25 +157,6 @@ export async function startRun(client: MlflowClient, opts: StartRunOptions): Pro
     }
   }
   return handle;
-}
-
-/**
- * After a retried create: if an earlier attempt landed late, two runs carry the request id.
- * Keep the one with the smallest run id (every racer picks the same), delete the others.
- */
-async function keepOne(
-  client: MlflowClient,
-  experimentId: string,
-  requestId: string,
-  created: Run,
-): Promise<Run> {
-  const all = await runsWithRequestId(client, experimentId, requestId);
-  if (all.length <= 1) return created;
-  const sorted = [...all].sort((a, b) => (a.info?.run_id ?? '').localeCompare(b.info?.run_id ?? ''));
-  for (const extra of sorted.slice(1)) {
-    await ok(client.api.POST('/api/2.0/mlflow/runs/delete', { body: { run_id: extra.info!.run_id! } }));
-  }
-  return sorted[0]!;
 }
 
 export interface AdoptRunOptions {

@@ -7,7 +7,8 @@
 //
 // Modes:
 //   pass         forward both ways untouched
-//   delay        wait `delayMs` before forwarding the request (then forward untouched)
+//   delay        wait `delayMs` before forwarding the request (then forward untouched);
+//                with `outliveClient` the request lands even when the client timed out meanwhile
 //   hang         accept, read, never answer, never close (until the mode changes or close())
 //   http503      answer every request with 503 Service Unavailable and close
 //   reset        accept, then destroy the socket with RST
@@ -22,6 +23,12 @@ export interface FaultOptions {
   dropAfterBytes?: number;
   /** Also apply 'hang'/'reset'/'refuse' to connections already open. */
   existing?: boolean;
+  /**
+   * 'delay' only: forward the held request even if the client has gone (timed out), and keep the
+   * server's connection open so it processes the request (a late-landing write). Without it a
+   * client that left takes the request with it (uvicorn drops a request whose client closed).
+   */
+  outliveClient?: boolean;
 }
 
 export interface FaultProxy {
@@ -80,8 +87,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     sockets.add(upstream);
     upstream.on('close', () => sockets.delete(upstream));
     upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    const forwardRequest = () => client.pipe(upstream);
+    // outliveClient: the held request still reaches the server whole (no FIN, no abort after it),
+    // as a create the server commits after the client gave up on it.
+    const outlive = mode === 'delay' && opts.outliveClient === true;
+    client.on('close', () => {
+      if (!outlive) upstream.destroy();
+    });
+    const forwardRequest = () => client.pipe(upstream, { end: !outlive });
     if (mode === 'delay') {
       client.pause();
       setTimeout(forwardRequest, opts.delayMs ?? 1_000);

@@ -114,6 +114,18 @@ class FakeMlflow {
         if (create) return create(body, this.calls.create!);
         return HttpResponse.json(this.store(body as never));
       }),
+      http.get(`${API}/runs/get`, ({ request }) => {
+        this.count('get');
+        const runId = new URL(request.url).searchParams.get('run_id') ?? '';
+        const run = this.runs.get(runId);
+        if (!run) {
+          return HttpResponse.json(
+            { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Run '${runId.slice(0, 40)}' not found` },
+            { status: 404 },
+          );
+        }
+        return HttpResponse.json({ run: this.toJson(run) });
+      }),
       http.post(`${API}/runs/search`, async ({ request }) => {
         this.count('search');
         return HttpResponse.json(this.search((await request.json()) as never));
@@ -221,11 +233,11 @@ describe('startRun: idempotent create', () => {
     expect(fake.calls.update).toBe(1);
   });
 
-  // Run ids decide which duplicate is kept (the smallest); both orders must leave exactly one run.
+  // The retry's own run is kept whatever the ids; the late one is closed KILLED, tagged and deleted.
   it.each([
     { order: 'the late run sorts last', lateId: 'run-b', retryId: 'run-a' },
     { order: 'the late run sorts first', lateId: 'run-a', retryId: 'run-b' },
-  ])('startRun: when a timed-out create lands after the retry created a second run, the extra run is deleted so exactly one remains ($order)', async ({
+  ])('startRun: when a timed-out create lands after the retry created a second run, the late run is closed KILLED and deleted so exactly one remains ($order)', async ({
     lateId,
     retryId,
   }) => {
@@ -253,18 +265,20 @@ describe('startRun: idempotent create', () => {
     expect(fake.runs.size).toBe(2);
     const active = fake.active();
     expect(active).toHaveLength(1);
-    expect(active[0]!.run_id).toBe('run-a');
-    expect(fake.runs.get('run-b')!.lifecycle_stage).toBe('deleted');
+    expect(active[0]!.run_id).toBe(retryId);
+    expect(handle.runId).toBe(retryId);
+    const late = fake.runs.get(lateId)!;
+    expect(late.lifecycle_stage).toBe('deleted');
+    expect(late.status).toBe('KILLED');
+    expect(late.tags.get('runwarden.closed_by')).toBe('runwarden:create-sweep');
+    expect(late.tags.get('runwarden.close_reason')).toContain(`duplicate of run ${retryId}`);
     expect(fake.calls.delete).toBe(1);
-    expect(handle.runId).toBe('run-a');
     // both runs came from the same create request
-    expect(fake.runs.get('run-a')!.tags.get(REQUEST_ID_TAG)).toBe(
-      fake.runs.get('run-b')!.tags.get(REQUEST_ID_TAG),
-    );
+    expect(late.tags.get(REQUEST_ID_TAG)).toBe(fake.runs.get(retryId)!.tags.get(REQUEST_ID_TAG));
 
     await handle.end();
-    expect(fake.runs.get('run-a')!.status).toBe('FINISHED');
-    expect(fake.runs.get('run-b')!.status).toBe('RUNNING');
+    expect(fake.runs.get(retryId)!.status).toBe('FINISHED');
+    expect(late.status).toBe('KILLED');
   });
 
   it('startRun: a 503 on runs/create (nothing created) is retried and creates one run', async () => {
@@ -320,6 +334,7 @@ describe('startRun: idempotent create', () => {
 describe('startRun: the create request', () => {
   it('startRun: the create request carries the MLflow system tags, runwarden lease tags, request id and start_time', async () => {
     server.use(...fake.handlers());
+    fake.store({ experiment_id: '1', run_name: 'parent' }, 'parent123');
     const before = Date.now();
     handle = await startRun(client(), {
       experimentId: '1',

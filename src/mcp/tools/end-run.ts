@@ -1,7 +1,7 @@
 /** Tool `end_run`: close a run with its true status; ending a closed run says who closed it. */
 import { z } from 'zod';
 import { isMlflowError, RunwardenError } from '../../errors/index.js';
-import { ok } from '../../mlflow/client.js';
+import { ok, type RunInfo } from '../../mlflow/client.js';
 import type { RunHandle } from '../../tracking/run-handle.js';
 import { RW_TAGS } from '../../tracking/tags.js';
 import { defineTool } from './define.js';
@@ -60,7 +60,7 @@ export const endRunTool = defineTool({
       if (isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')) throw err;
       return { run: undefined };
     });
-    const info = got.run?.info ?? {};
+    const info: Partial<RunInfo> = got.run?.info ?? {};
     const tags = new Map((got.run?.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
     const closedBy = tags.get(RW_TAGS.closedBy);
     const reason = tags.get(RW_TAGS.closeReason);
