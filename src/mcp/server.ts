@@ -33,7 +33,8 @@ export interface ServerDeps {
 const INSTRUCTIONS =
   'runwarden: MLflow tracking that cannot leave a mess. Typical flow: get_or_create_experiment → start_run → ' +
   'log_params / log_metrics / log_artifact → end_run (always) → register_model. Runs you forget are closed KILLED ' +
-  'when their lease expires or you disconnect. Prompts: tracked-experiment, compare-and-choose.';
+  'when their lease expires (a run outlives an HTTP session: continue it from a new one) or when a stdio ' +
+  'client disconnects. Prompts: tracked-experiment, compare-and-choose.';
 const TASK_INSTRUCTIONS =
   ' Queued training: list_task_templates → enqueue_task → wait_for_task (again while finished is false); ' +
   'get_task / list_tasks / cancel_task.';
