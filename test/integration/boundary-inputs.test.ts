@@ -19,6 +19,7 @@ import type { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdi
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMlflowClient } from '../../src/index.js';
 import { TaskQueue } from '../../src/queue/task-queue.js';
+import { checkInputs, materializeInputs } from '../../src/runners/inputs.js';
 import { testClient, uniqueName } from '../support/clients.js';
 import { stdioClient } from '../support/mcp.js';
 import { pyGetRun, runPythonMlflow } from '../support/python.js';
@@ -138,7 +139,7 @@ beforeAll(async () => {
   await symlink(join(outsideDir, 'secret.txt'), join(dataRoot, 'escape.csv'));
   web = await recorder('127.0.0.1', (req, res) => {
     if (req.url === '/series.csv') res.writeHead(200, { 'content-type': 'text/csv' }).end(SERIES);
-    else if (req.url === '/moved.csv') res.writeHead(302, { location: 'http://127.0.0.2:9/x.csv' }).end();
+    else if (req.url === '/moved.csv') res.writeHead(302, { location: `${foreign.url}/x.csv` }).end();
     else res.writeHead(404).end();
   });
   foreign = await recorder('127.0.0.2', (_req, res) => res.writeHead(200).end(SERIES));
@@ -255,6 +256,21 @@ describe('credentials go only to the tracking server', () => {
       foreign.seen.length = 0;
       await tracking.close();
     }
+  });
+});
+
+describe('redirects are not followed', () => {
+  it('checkInputs and materializeInputs: an allow-listed http input answering a redirect to another host is refused, and the other host gets no request', async () => {
+    const policy = { roots: [dataRoot], allowDirs: false, httpHosts: ['127.0.0.1'] };
+    const before = foreign.seen.length;
+    const input = { table: `${web.url}/moved.csv` };
+    await expect(checkInputs(client, input, policy)).rejects.toThrow(
+      /inputs\.table: .*moved\.csv answered a redirect \(HTTP 302 to http:\/\/127\.0\.0\.2:\d+\/x\.csv\); redirects are not followed/,
+    );
+    await expect(materializeInputs(client, input, join(tmp, 'redirect-ws'), policy)).rejects.toThrow(
+      /redirects are not followed/,
+    );
+    expect(foreign.seen.length).toBe(before);
   });
 });
 
