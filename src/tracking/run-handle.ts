@@ -7,7 +7,7 @@
  * buffer through an outage up to a deadline, never overwrites a status someone else set, and may be
  * retried after a failure.
  */
-import { isMlflowError, ParamConflictError, RunClosedError, ValidationError } from '../errors/index.js';
+import { RunClosedError, ValidationError } from '../errors/index.js';
 import { uploadBytes, uploadPath } from '../mlflow/artifacts.js';
 import { type DatasetInputRequest, type MlflowClient, ok, type Run } from '../mlflow/client.js';
 import { batchBody, chunk, type KeyValue, type MetricPoint, metricRoom, truncate } from './batching.js';
@@ -15,11 +15,12 @@ import { closingTags, type EndOptions } from './close-run.js';
 import { lostRunError, type RunLoss, runLoss } from './fence.js';
 import { MetricBuffer } from './metric-buffer.js';
 import type { OpenRunTracker } from './open-runs.js';
+import { type ParamValue, RunParams } from './run-params.js';
 import { RW_TAGS, type TerminalStatus } from './tags.js';
 import { LIMITS, validateKey, validateMetricValue, validateStep, validateTimestamp } from './validation.js';
 
-export type ParamValue = string | number | boolean;
 export type { EndOptions } from './close-run.js';
+export type { ParamValue } from './run-params.js';
 
 export interface RunHandleInit {
   client: MlflowClient;
@@ -66,8 +67,7 @@ export class RunHandle {
   private readonly endFlushTimeoutMs: number;
   private description: string;
   private readonly buffer: MetricBuffer;
-  private readonly params = new Map<string, string>();
-  private readonly truncatedParams = new Set<string>();
+  private readonly params: RunParams;
   private lastRenewedAt = 0;
   private heartbeat?: NodeJS.Timeout;
   private _status: 'RUNNING' | TerminalStatus = 'RUNNING';
@@ -93,7 +93,14 @@ export class RunHandle {
     this.endFlushTimeoutMs = init.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS;
     this.registry = init.registry;
     this.url = init.client.runUrl(init.experimentId, init.runId);
-    for (const [k, v] of Object.entries(init.params ?? {})) this.params.set(k, v);
+    this.params = new RunParams({
+      client: init.client,
+      runId: init.runId,
+      artifactUri: init.artifactUri,
+      params: init.params,
+      send: (params, tags) => this.logBatch([], params, tags),
+      extraTags: () => this.touchTags(),
+    });
     this.lastRenewedAt = Date.now();
     // heartbeatMs 0: no heartbeat, the lease lives only as long as callers keep touching the run
     // (runs started for MCP clients, so a client that goes away lets its run expire).
@@ -238,58 +245,7 @@ export class RunHandle {
   /** Log params. Same value again is a no-op; a different value throws ParamConflictError. */
   async logParams(record: Record<string, ParamValue>): Promise<void> {
     this.assertOpen();
-    const fresh: KeyValue[] = [];
-    const long: { key: string; full: string }[] = [];
-    for (const [key, raw] of Object.entries(record)) {
-      validateKey(`params.${key}`, key);
-      if (!['string', 'number', 'boolean'].includes(typeof raw)) {
-        throw new ValidationError(
-          `params.${key}`,
-          `value must be a string, number or boolean, got ${typeof raw}`,
-        );
-      }
-      let value = String(raw);
-      if (value.length > LIMITS.maxParamValueLength) {
-        long.push({ key, full: value });
-        value = truncate(value, LIMITS.maxParamValueLength);
-      }
-      const existing = this.params.get(key);
-      if (existing === undefined) fresh.push({ key, value });
-      else if (existing !== value) throw new ParamConflictError(this.runId, key, existing, value);
-    }
-    if (!fresh.length) return;
-    for (const { key, full } of long) {
-      await uploadBytes(this.client, this.artifactUri, `runwarden/params/${key}.txt`, full);
-    }
-    for (const { key } of long) this.truncatedParams.add(key);
-    const tags = long.length
-      ? [{ key: RW_TAGS.truncatedParams, value: [...this.truncatedParams].join(',') }]
-      : [];
-    const batches = chunk(fresh, LIMITS.maxParamsPerBatch);
-    for (const [i, batch] of batches.entries()) {
-      try {
-        await this.logBatch([], batch, i === 0 ? [...tags, ...this.touchTags()] : []);
-      } catch (err) {
-        if (isMlflowError(err, 'INVALID_PARAMETER_VALUE')) await this.explainParamConflict(batch);
-        throw err;
-      }
-      for (const p of batch) this.params.set(p.key, p.value);
-    }
-  }
-
-  /** After MLflow refused a batch: if a key already holds another value, say which. */
-  private async explainParamConflict(batch: KeyValue[]): Promise<void> {
-    const res = await ok(
-      this.client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: this.runId } } }),
-    );
-    const onServer = new Map((res.run?.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? '']));
-    for (const p of batch) {
-      const existing = onServer.get(p.key);
-      if (existing !== undefined && existing !== p.value) {
-        this.params.set(p.key, existing);
-        throw new ParamConflictError(this.runId, p.key, existing, p.value);
-      }
-    }
+    await this.params.log(record);
   }
 
   async logParam(key: string, value: ParamValue): Promise<void> {
