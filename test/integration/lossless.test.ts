@@ -227,7 +227,7 @@ describe('nothing logged is lost', () => {
       await expectAllStored(server.url, runId, 'loss', points);
 
       const done = await waitForTaskState(queue, task.taskId, ['completed', 'failed', 'cancelled'], 180_000);
-      expect(done.state).toBe('completed');
+      expect(done.state, JSON.stringify(done)).toBe('completed');
       const runs = await taskRuns(client, experiment, task.taskId);
       expect(runs.map((r) => r.info?.run_id)).toEqual([taskRunId]);
       expect((await pyGetRun(server.url, taskRunId)).status).toBe('FINISHED');
