@@ -6,12 +6,20 @@
  */
 import { isWellFormed, UnsafeArtifactPathError, wellFormed } from '../errors/index.js';
 
+/** Longest artifact path accepted (characters; Linux's PATH_MAX). */
+export const MAX_ARTIFACT_PATH_LENGTH = 4096;
+
 /**
  * Normalise a run-relative artifact path: backslashes become `/`, `.` and empty segments vanish.
  * Returns `''` for the root. Throws `UnsafeArtifactPathError` for anything that escapes.
  */
 export function normalizeArtifactPath(input: string): string {
   if (typeof input !== 'string') throw new UnsafeArtifactPathError(String(input), 'not a string');
+  if (input.length > MAX_ARTIFACT_PATH_LENGTH)
+    throw new UnsafeArtifactPathError(
+      input,
+      `is ${input.length} characters; at most ${MAX_ARTIFACT_PATH_LENGTH} are allowed`,
+    );
   if (input.includes('\0')) throw new UnsafeArtifactPathError(input, 'contains a NUL byte');
   if (/%00/i.test(input)) throw new UnsafeArtifactPathError(input, 'contains an encoded NUL (%00)');
   if (!isWellFormed(input))

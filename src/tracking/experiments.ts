@@ -7,7 +7,7 @@ import { ExperimentDeletedError, isMlflowError } from '../errors/index.js';
 import { type Experiment, type MlflowClient, ok } from '../mlflow/client.js';
 import { withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
-import { LIMITS, validateName } from './validation.js';
+import { LIMITS, validateKey, validateName, validateTagValue } from './validation.js';
 
 export interface GetOrCreateExperimentOptions {
   /** Tags set when the experiment is created (left alone if it already exists). */
@@ -52,6 +52,10 @@ export async function getOrCreateExperiment(
   opts: GetOrCreateExperimentOptions = {},
 ): Promise<GetOrCreateExperimentResult> {
   validateName('name', name, 'experiment name', LIMITS.maxExperimentNameLength);
+  for (const [k, v] of Object.entries(opts.tags ?? {})) {
+    validateKey(`tags.${k}`, k);
+    validateTagValue(`tags.${k}`, v, LIMITS.maxExperimentTagValueLength);
+  }
   // The whole sequence is idempotent, so a failed create is retried as a unit (the reads inside
   // were retried by the transport already).
   return withRetry(

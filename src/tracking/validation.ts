@@ -16,6 +16,7 @@ export const LIMITS = {
   maxParamValueLength: 6000,
   maxTagValueLength: 8000,
   maxExperimentNameLength: 500,
+  maxExperimentTagValueLength: 20_000,
   maxRunNameLength: 250,
   maxModelNameLength: 500,
 } as const;
@@ -114,6 +115,19 @@ export function validateKey(field: string, key: string): void {
       field,
       `key '${capForEcho(key)}' must be a clean relative name (no leading '/', '.', '..' or '//')`,
     );
+  }
+}
+
+/** Throws a ValidationError naming `field` unless `value` is a string of at most `max` characters. */
+export function validateTagValue(
+  field: string,
+  value: unknown,
+  max: number = LIMITS.maxTagValueLength,
+): void {
+  if (typeof value !== 'string')
+    throw new ValidationError(field, `tag value must be a string, got ${typeof value}`);
+  if (value.length > max) {
+    throw new ValidationError(field, `tag value is ${value.length} characters; MLflow allows at most ${max}`);
   }
 }
 

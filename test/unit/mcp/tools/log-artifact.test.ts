@@ -112,3 +112,40 @@ describe('tools: failures carry a recovery step', () => {
     expect([...fake.artifacts.get(artifactKey(fake.runs.get(runId)!, 'b.bin'))!]).toEqual([0, 1, 2, 255]);
   });
 });
+
+describe('log_artifact: content_base64 is decoded strictly', () => {
+  it.each([
+    ['not base64!!', 'outside the base64 alphabet'],
+    ['aGk-_w', "base64url's - and _ are not accepted"],
+    ['aGk=aGk=', 'is not well-formed base64'],
+    ['aGVsb', 'is not well-formed base64'],
+  ])('log_artifact: content_base64 %j is refused naming content_base64, and nothing is uploaded', async (b64, why) => {
+    const runId = await startRun();
+    const text = failed(
+      await s.call('log_artifact', { run_id: runId, content_base64: b64, artifact_path: 'b.bin' }),
+    );
+    expect(text).toContain('content_base64: ');
+    expect(text).toContain(why);
+    expect(text).toContain('send standard base64, or the text itself as content');
+    expect(fake.bodies('artifact PUT')).toEqual([]);
+  });
+
+  it('log_artifact: unpadded and line-wrapped base64 is accepted and stores the decoded bytes', async () => {
+    const runId = await startRun();
+    const run = fake.runs.get(runId)!;
+    ok(
+      await s.call('log_artifact', { run_id: runId, content_base64: 'aGVsbG8', artifact_path: 'a.txt' }),
+      'log_artifact',
+    );
+    ok(
+      await s.call('log_artifact', {
+        run_id: runId,
+        content_base64: 'aGVs\r\nbG8g\nd29y\nbGQ=',
+        artifact_path: 'b.txt',
+      }),
+      'log_artifact',
+    );
+    expect(fake.artifacts.get(artifactKey(run, 'a.txt'))?.toString()).toBe('hello');
+    expect(fake.artifacts.get(artifactKey(run, 'b.txt'))?.toString()).toBe('hello world');
+  });
+});
