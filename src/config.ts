@@ -71,6 +71,7 @@ const EnvSchema = z.object({
     .int()
     .positive()
     .default(16 * 1024 * 1024),
+  RUNWARDEN_HTTP_SESSION_IDLE_MS: z.coerce.number().int().min(1_000).default(3_600_000),
   RUNWARDEN_READ_ONLY: bool(false),
   RUNWARDEN_ALLOWED_ROOTS: z.string().optional(),
   RUNWARDEN_MAX_INLINE_ARTIFACT_BYTES: z.coerce
@@ -117,6 +118,8 @@ export interface HttpSettings {
   /** Origin header values accepted; requests without Origin are allowed. */
   allowedOrigins: string[];
   maxBodyBytes: number;
+  /** Close MCP sessions idle this long (default 1 h); their runs stay open under their lease. */
+  sessionIdleMs?: number;
 }
 
 export interface Config {
@@ -268,6 +271,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowedHosts: list(e.RUNWARDEN_HTTP_ALLOWED_HOSTS),
       allowedOrigins: list(e.RUNWARDEN_HTTP_ALLOWED_ORIGINS),
       maxBodyBytes: e.RUNWARDEN_HTTP_MAX_BODY_BYTES,
+      sessionIdleMs: e.RUNWARDEN_HTTP_SESSION_IDLE_MS,
     },
     mcp: {
       readOnly: e.RUNWARDEN_READ_ONLY,

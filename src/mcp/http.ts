@@ -93,6 +93,8 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     transport: StreamableHTTPServerTransport;
     close: (reason: string) => Promise<void>;
     lastSeen: number;
+    /** POST requests still being answered: a session busy with a tool call is not idle. */
+    inFlight: number;
   }
   const sessions = new Map<string, Session>();
 
@@ -147,6 +149,13 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
           `unknown or expired MCP session ${capForEcho(sessionId, 100)}: initialize a new session`,
         );
       s.lastSeen = Date.now();
+      if (req.method === 'POST') {
+        s.inFlight++;
+        res.once('close', () => {
+          s.inFlight--;
+          s.lastSeen = Date.now();
+        });
+      }
       await s.transport.handleRequest(req, res, body);
       return;
     }
@@ -157,7 +166,7 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => session.sessionKey,
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, close: session.close, lastSeen: Date.now() });
+        sessions.set(id, { transport, close: session.close, lastSeen: Date.now(), inFlight: 0 });
         log.info({ session: id }, 'MCP HTTP session opened');
       },
     });
@@ -212,11 +221,11 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     () => {
       const now = Date.now();
       for (const [id, s] of sessions) {
-        if (now - s.lastSeen > idleMs) {
+        if (!s.inFlight && now - s.lastSeen > idleMs) {
           sessions.delete(id);
-          void s.close(
-            `the MCP HTTP session was idle for ${Math.round(idleMs / 60_000)} min without calling end_run`,
-          );
+          const idle =
+            idleMs >= 60_000 ? `${Math.round(idleMs / 60_000)} min` : `${Math.round(idleMs / 1000)} s`;
+          void s.close(`the MCP HTTP session was idle for ${idle}`);
           void s.transport.close();
         }
       }

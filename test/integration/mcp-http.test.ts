@@ -188,6 +188,45 @@ describe('runwarden serve (Streamable HTTP)', () => {
     expect(py.metrics.loss).toBe(0.25);
   });
 
+  it('http: a session closed for idleness leaves its run RUNNING under a valid lease, and the agent continues and ends it from a new session', async () => {
+    const own = await startServe({
+      MLFLOW_TRACKING_URI: mlflowUrl,
+      RUNWARDEN_HTTP_TOKEN: TOKEN,
+      RUNWARDEN_HTTP_SESSION_IDLE_MS: '1500',
+    });
+    onTestFinished(async () => {
+      await own.stop(10_000);
+    });
+    const first = await httpClient(own.url, TOKEN);
+    const run = await call<{ run_id: string }>(first.client, 'start_run', {
+      experiment_name: uniqueName('http-idle'),
+      lease_seconds: 600,
+    });
+    // /health counts open sessions without touching any: wait for the idle one to be closed.
+    await waitFor(
+      'the idle session to be closed',
+      async () => {
+        const res = await fetch(`${own.url}/health`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        return ((await res.json()) as { sessions: number }).sessions === 0;
+      },
+      { timeoutMs: 30_000, intervalMs: 300 },
+    );
+    await first.client.close().catch(() => undefined);
+    expect((await pyGetRun(mlflowUrl, run.run_id)).status).toBe('RUNNING');
+
+    const second = await httpClient(own.url, TOKEN);
+    await call(second.client, 'log_metrics', {
+      run_id: run.run_id,
+      metrics: [{ key: 'loss', value: 0.125, step: 3 }],
+    });
+    await call(second.client, 'end_run', { run_id: run.run_id, status: 'FINISHED' });
+    await second.client.close();
+    const py = await pyGetRun(mlflowUrl, run.run_id);
+    expect(py.status).toBe('FINISHED');
+    expect(py.tags['runwarden.closed_by']).toBe('owner');
+    expect(py.metrics.loss).toBe(0.125);
+  });
+
   it('http: SIGTERM to the server ends the runs its sessions left open, KILLED, before it exits', async () => {
     const own = await startServe({ MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_HTTP_TOKEN: TOKEN });
     // Stopped even when the test fails before its own stop (a no-op after it).
