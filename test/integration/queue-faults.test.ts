@@ -1,8 +1,9 @@
 // The queue under Redis faults, against real MLflow and a redis-server this file starts: a live
 // worker that loses its BullMQ lock (its Redis traffic hangs behind a fault proxy, or its lock key
 // is deleted) stops its attempt, whose run ends KILLED naming the lost lock, and the task ends with
-// exactly one FINISHED run; and a Redis blip of a few seconds while an attempt starts (the run
-// created, its record being written) does not fail the task. Each test has its own queue prefix.
+// exactly one FINISHED run; a task whose record already says completed is not trained again when
+// delivered again; and a Redis blip of a few seconds while an attempt starts (the run created, its
+// record being written) does not fail the task. Each test has its own queue prefix.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +152,28 @@ describe.concurrent('the queue under Redis faults', () => {
     const lost = await pyGetRun(mlflowUrl, firstRunId);
     expect(lost.tags[RW_TAGS.closeReason]).toMatch(/^lock lost: .*another worker holds the lock now/);
     expect(runs.filter((r) => r.info?.status === 'FINISHED')).toHaveLength(1);
+  }, 240_000);
+
+  it('a task whose record already says completed (its worker died between the record and BullMQ hearing of it) completes from the record when delivered again, and no run is trained', async ({
+    onTestFinished,
+  }) => {
+    const { queue, start } = fresh(onTestFinished);
+    const experiment = uniqueName('record-decides');
+    const { task } = await queue.enqueue({ template: 'quick', params: { epochs: 2 }, experiment });
+    const result = { status: 'FINISHED', run_id: 'run-of-the-lost-worker', experiment_id: '0', exit_code: 0 };
+    await queue.records.finish(task.taskId, 'completed', 'exit code 0', result);
+    await start();
+    await waitFor(
+      'BullMQ to complete the job',
+      async () => (await queue.queue.getJob(task.taskId))?.finishedOn,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    const job = await queue.queue.getJob(task.taskId);
+    expect(await job?.getState()).toBe('completed');
+    expect(job?.returnvalue).toEqual(result);
+    expect(await taskRuns(client, experiment, task.taskId)).toEqual([]);
   }, 240_000);
 
   it('a Redis blip of a few seconds while an attempt starts (its run created, its record being written): the task still completes, with one FINISHED run recorded as attempt 1', async ({
