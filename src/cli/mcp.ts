@@ -2,6 +2,7 @@
  * `runwarden mcp` (MCP over stdio) and `runwarden serve` (MCP over Streamable HTTP, /health).
  */
 import type { Config } from '../config.js';
+import { redactUri } from '../errors/index.js';
 import { createLogger } from '../log.js';
 import { startHttpServer } from '../mcp/http.js';
 import { createRuntime } from '../mcp/runtime.js';
@@ -49,9 +50,12 @@ export async function runServe(argv: string[], config: () => Config): Promise<nu
   const logger = createLogger(cfg.logLevel);
   const runtime = createRuntime(cfg, logger);
   const http = await startHttpServer(runtime, cfg.http);
-  logger.info({ url: `${http.url}/mcp`, mlflow: cfg.mlflow.trackingUri }, 'runwarden MCP server listening');
+  logger.info(
+    { url: `${http.url}/mcp`, mlflow: redactUri(cfg.mlflow.trackingUri) },
+    'runwarden MCP server listening',
+  );
   process.stderr.write(
-    `runwarden: MCP at ${http.url}/mcp (health: ${http.url}/health), MLflow ${cfg.mlflow.trackingUri}\n`,
+    `runwarden: MCP at ${http.url}/mcp (health: ${http.url}/health), MLflow ${redactUri(cfg.mlflow.trackingUri)}\n`,
   );
   await waitForSignal(async (reason) => {
     await http.close(reason);

@@ -9,6 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type Config, loadConfig } from '../config.js';
+import { redactUri } from '../errors/index.js';
 import { createLogger } from '../log.js';
 import { startHttpServer } from '../mcp/http.js';
 import { createRuntime } from '../mcp/runtime.js';
@@ -118,10 +119,10 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     [
       '',
       'runwarden is up.',
-      `  MLflow UI:     ${cfg.mlflow.uiUrl}`,
+      `  MLflow UI:     ${redactUri(cfg.mlflow.uiUrl)}`,
       `  MCP endpoint:  ${mcpUrl}${cfg.http.token ? ' (Bearer token required)' : ''}`,
       `  Health:        ${http.url}/health`,
-      `  Task queue:    ${cfg.redisUrl} (one worker running; task events at ${http.url}/tasks/<id>/events)`,
+      `  Task queue:    ${redactUri(cfg.redisUrl)} (one worker running; task events at ${http.url}/tasks/<id>/events)`,
       `  Reaper:        ${cfg.mcp.reapIntervalMs > 0 ? `every ${cfg.mcp.reapIntervalMs} ms, closes runs of any owner whose lease expired` : 'off (RUNWARDEN_REAP_INTERVAL_MS=0)'}`,
       '',
       'Try a task:     node bin/runwarden.js enqueue gru-forecast --param epochs=20 --wait',
