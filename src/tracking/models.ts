@@ -3,7 +3,10 @@
  * experiments), creates a version from the run's artifact location, waits until it is READY and
  * moves the alias. Version creation is not idempotent: a per-call request tag lets a retry find
  * the earlier attempt's version, and an optional `idempotencyKey` makes repeated calls return the
- * same version. Concurrent registrations leave the alias on the highest version registered for it.
+ * same version, concurrent ones too: after creating, a caller re-reads every version carrying the
+ * key, keeps the lowest number, deletes the rest, and returns the kept one (every racer agrees).
+ * The run must have the artifact path (checked first). Concurrent registrations leave the alias
+ * on the highest version registered for it.
  */
 import { randomUUID } from 'node:crypto';
 import { capForEcho, isMlflowError, RunwardenError, ValidationError } from '../errors/index.js';
@@ -11,6 +14,7 @@ import { type MlflowClient, type ModelVersion, ok } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
 import { sleep, withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
+import { requireArtifact } from './artifact-check.js';
 import { RW_TAGS } from './tags.js';
 import { LIMITS, validateName } from './validation.js';
 
@@ -139,7 +143,7 @@ async function waitReady(client: MlflowClient, name: string, version: string, ti
   for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
     const mv = (
       await ok(client.api.GET('/api/2.0/mlflow/model-versions/get', { params: { query: { name, version } } }))
-    ).model_version!;
+    ).model_version;
     if (!mv.status || mv.status === 'READY') return mv;
     if (mv.status === 'FAILED_REGISTRATION') {
       throw new RunwardenError(
@@ -170,9 +174,20 @@ export async function settleAlias(client: MlflowClient, name: string, alias: str
     if (!intended.length)
       throw new RunwardenError('MLFLOW_API_ERROR', `no version of ${name} is registered for alias ${alias}`);
     const target = String(Math.max(...intended));
-    await ok(
-      client.api.POST('/api/2.0/mlflow/registered-models/alias', { body: { name, alias, version: target } }),
-    );
+    try {
+      await ok(
+        client.api.POST('/api/2.0/mlflow/registered-models/alias', {
+          body: { name, alias, version: target },
+        }),
+      );
+    } catch (err) {
+      // Lost a race: the version was deleted meanwhile (a duplicate removed by an idempotent
+      // caller), or another caller created the alias row at the same moment (MLflow answers
+      // BAD_REQUEST for its unique constraint). Read again and retry after a short random pause.
+      if (!isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST') && !isMlflowError(err, 'BAD_REQUEST')) throw err;
+      await sleep(20 + Math.random() * 80 * (round + 1));
+      continue;
+    }
     const again = (await versionsOfModel(client, name))
       .filter((v) => tagOf(v, RW_TAGS.aliasIntent) === alias)
       .map((v) => Number(v.version));
@@ -195,16 +210,15 @@ export async function registerModel(
   const run = (
     await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: opts.runId } } }))
   ).run;
-  const artifactUri = run?.info?.artifact_uri;
+  const artifactUri = run.info.artifact_uri;
   if (!artifactUri) throw new ValidationError('runId', `run ${opts.runId} has no artifact URI`);
+  await requireArtifact(client, opts.runId, rel);
   const source = `${artifactUri.replace(/\/+$/, '')}/${rel}`;
 
   await ensureRegisteredModel(client, opts.name);
 
   if (opts.idempotencyKey) {
-    const prior = (await versionsOfRun(client, opts.name, opts.runId)).find(
-      (v) => tagOf(v, IDEMPOTENCY_TAG) === opts.idempotencyKey,
-    );
+    const [prior] = await versionsWithKey(client, opts.name, opts.runId, opts.idempotencyKey);
     if (prior) return finish(client, opts, prior, source, false);
   }
 
@@ -236,11 +250,59 @@ export async function registerModel(
             },
           }),
         )
-      ).model_version!;
+      ).model_version;
     },
     { retryable: isTransientUnretried },
   );
-  return finish(client, opts, mv, source, true);
+  if (!opts.idempotencyKey) return finish(client, opts, mv, source, true);
+  const kept = await keepLowest(client, opts.name, opts.runId, opts.idempotencyKey, mv);
+  return finish(client, opts, kept, source, kept.version === mv.version);
+}
+
+/** Versions of `name` from `runId` carrying the idempotency key, lowest version first. */
+async function versionsWithKey(
+  client: MlflowClient,
+  name: string,
+  runId: string,
+  key: string,
+): Promise<ModelVersion[]> {
+  return (await versionsOfRun(client, name, runId))
+    .filter((v) => tagOf(v, IDEMPOTENCY_TAG) === key)
+    .sort((a, b) => Number(a.version) - Number(b.version));
+}
+
+/**
+ * After creating `mine` under an idempotency key: concurrent callers with the same key may have
+ * created versions too. Keep the lowest (created first, so every caller sees it and keeps the
+ * same one), delete the others (a version another caller deleted already is fine).
+ */
+async function keepLowest(
+  client: MlflowClient,
+  name: string,
+  runId: string,
+  key: string,
+  mine: ModelVersion,
+): Promise<ModelVersion> {
+  const all = await versionsWithKey(client, name, runId, key);
+  const kept = all[0] ?? mine;
+  for (const extra of all.slice(1)) {
+    try {
+      await ok(
+        client.api.DELETE('/api/2.0/mlflow/model-versions/delete', {
+          body: { name, version: extra.version },
+        }),
+      );
+    } catch (err) {
+      if (!isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')) throw err;
+    }
+  }
+  if (all.length > 1) {
+    client.logger?.info(
+      { name, kept: kept.version, removed: all.slice(1).map((v) => v.version) },
+      'registerModel: concurrent calls with one idempotency key; kept the lowest version',
+    );
+  }
+  return kept;
 }
 
 async function finish(
@@ -250,11 +312,11 @@ async function finish(
   source: string,
   created: boolean,
 ): Promise<RegisterModelResult> {
-  const ready = await waitReady(client, opts.name, mv.version!, opts.readyTimeoutMs ?? 300_000);
+  const ready = await waitReady(client, opts.name, mv.version, opts.readyTimeoutMs ?? 300_000);
   if (opts.alias) await settleAlias(client, opts.name, opts.alias);
   return {
     name: opts.name,
-    version: ready.version!,
+    version: ready.version,
     source,
     alias: opts.alias,
     created,

@@ -11,8 +11,10 @@ import {
   ValidationError,
   withRun,
 } from '../../src/index.js';
+import { ok } from '../../src/mlflow/client.js';
 import { testClient, uniqueName } from '../support/clients.js';
-import { pyGetRun, pyMetricHistory } from '../support/python.js';
+import { callError, stdioClient } from '../support/mcp.js';
+import { pyGetRun, pyMetricHistory, runPythonMlflow } from '../support/python.js';
 
 const mlflowUrl = inject('mlflowUrl');
 const client = testClient(mlflowUrl);
@@ -203,5 +205,61 @@ describe('bad input', () => {
     await run.end();
     await expect(run.logMetric('x', 1)).rejects.toMatchObject({ code: 'RUN_CLOSED' });
     await expect(run.setTag('x', 'y')).rejects.toMatchObject({ code: 'RUN_CLOSED' });
+  });
+
+  it('start_run (MCP): a parent_run_id naming no run is refused naming parent_run_id, and no run is created', async () => {
+    const { experimentId } = await getOrCreateExperiment(client, uniqueName('parent-missing'));
+    const mcp = await stdioClient({ MLFLOW_TRACKING_URI: mlflowUrl });
+    try {
+      const text = await callError(mcp.client, 'start_run', {
+        experiment_id: experimentId,
+        run_name: 'orphan-child',
+        parent_run_id: 'a'.repeat(32),
+      });
+      expect(text).toMatch(/^parent_run_id: no run "a{32}" exists/);
+      const hugeId = await callError(mcp.client, 'start_run', {
+        experiment_id: experimentId,
+        parent_run_id: 'b'.repeat(100_000),
+      });
+      expect(hugeId).toMatch(/^parent_run_id: /);
+      expect(hugeId.length).toBeLessThan(2_000);
+    } finally {
+      await mcp.client.close();
+    }
+    const seen = await runPythonMlflow<{ runs: number }>(
+      `import json, sys
+from mlflow import MlflowClient
+from mlflow.entities import ViewType
+print(json.dumps({"runs": len(MlflowClient().search_runs([sys.argv[1]], run_view_type=ViewType.ALL))}))`,
+      { trackingUri: mlflowUrl, args: [experimentId] },
+    );
+    expect(seen.runs).toBe(0);
+  });
+
+  it('startRun: a parent that is deleted, or in another experiment, is refused naming parentRunId before any run is created', async () => {
+    const other = await getOrCreateExperiment(client, uniqueName('parent-other'));
+    const parent = await startRun(client, { experimentId: other.experimentId, handleSignals: false });
+    await parent.end();
+    const here = await expId();
+    await expect(
+      startRun(client, { experimentId: here, parentRunId: parent.runId, handleSignals: false }),
+    ).rejects.toMatchObject({
+      code: 'VALIDATION_ERROR',
+      field: 'parentRunId',
+      message: expect.stringContaining(`belongs to experiment ${other.experimentId}`),
+    });
+    await ok(client.api.POST('/api/2.0/mlflow/runs/delete', { body: { run_id: parent.runId } }));
+    await expect(
+      startRun(client, { experimentId: other.experimentId, parentRunId: parent.runId, handleSignals: false }),
+    ).rejects.toMatchObject({ field: 'parentRunId', message: expect.stringContaining('is deleted') });
+    const child = await startRun(client, { experimentId: here, handleSignals: false });
+    const nested = await startRun(client, {
+      experimentId: here,
+      parentRunId: child.runId,
+      handleSignals: false,
+    });
+    expect((await pyGetRun(mlflowUrl, nested.runId)).tags['mlflow.parentRunId']).toBe(child.runId);
+    await nested.end();
+    await child.end();
   });
 });

@@ -49,8 +49,31 @@ class FakeRegistry {
         const id = new URL(request.url).searchParams.get('run_id');
         if (id !== RUN_ID) return notFound(`Run '${id}' not found`);
         return HttpResponse.json({
-          run: { info: { run_id: RUN_ID, experiment_id: '1', artifact_uri: ARTIFACT_URI } },
+          run: {
+            info: {
+              run_id: RUN_ID,
+              experiment_id: '1',
+              status: 'FINISHED',
+              start_time: 1,
+              artifact_uri: ARTIFACT_URI,
+              lifecycle_stage: 'active',
+            },
+          },
         });
+      }),
+      http.get(`${API}/artifacts/list`, ({ request }) => {
+        this.count('artifacts/list');
+        const q = new URL(request.url).searchParams;
+        if (q.get('run_id') !== RUN_ID) return notFound('run not found');
+        return HttpResponse.json(q.get('path') ? {} : { files: [{ path: 'model', is_dir: true }] });
+      }),
+      http.delete(`${API}/model-versions/delete`, async ({ request }) => {
+        this.count('model-versions/delete');
+        const { name, version } = (await request.json()) as { name: string; version: string };
+        const i = this.versions.findIndex((x) => x.name === name && x.version === version);
+        if (i < 0) return notFound(`Model Version (name=${name}, version=${version}) not found`);
+        this.versions.splice(i, 1);
+        return HttpResponse.json({});
       }),
       http.get(`${API}/registered-models/get`, ({ request }) => {
         this.count('registered-models/get');

@@ -2,13 +2,15 @@
 import { z } from 'zod';
 import { registerModel } from '../../tracking/models.js';
 import { defineTool } from './define.js';
+import { inToolTerms } from './field-names.js';
 
 export const registerModelTool = defineTool({
   name: 'register_model',
   title: 'Register model',
   description:
     'Register the model folder of a run (e.g. artifact_path "model") as a new version of a registered model, created ' +
-    'if missing; waits until READY and points alias (e.g. "champion") at it. idempotency_key makes retries return the same version.',
+    'if missing; waits until READY and points alias (e.g. "champion") at it. The run must have artifact_path. ' +
+    'idempotency_key makes retries (and concurrent calls) return one version.',
   input: {
     run_id: z.string().describe('Run holding the model'),
     artifact_path: z.string().min(1).describe('Run-relative model folder, e.g. "model"'),
@@ -40,6 +42,12 @@ export const registerModelTool = defineTool({
       description: args.description,
       tags: args.tags,
       idempotencyKey: args.idempotency_key,
+    }).catch((err: unknown) => {
+      throw inToolTerms(err, {
+        artifactPath: 'artifact_path',
+        runId: 'run_id',
+        idempotencyKey: 'idempotency_key',
+      });
     });
     const url = `${ctx.client.uiUrl}/#/models/${encodeURIComponent(r.name)}/versions/${r.version}`;
     return {

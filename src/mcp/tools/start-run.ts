@@ -4,6 +4,7 @@ import { ValidationError } from '../../errors/index.js';
 import { getOrCreateExperiment } from '../../tracking/experiments.js';
 import { startRun } from '../../tracking/start-run.js';
 import { defineTool } from './define.js';
+import { inToolTerms } from './field-names.js';
 import { assertNoReservedTags } from './shapes.js';
 
 export const startRunTool = defineTool({
@@ -23,7 +24,10 @@ export const startRunTool = defineTool({
       .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
       .optional()
       .describe('Initial params, e.g. {"lr": 0.001, "epochs": 20}'),
-    parent_run_id: z.string().optional().describe('Nest this run under another run'),
+    parent_run_id: z
+      .string()
+      .optional()
+      .describe('Nest this run under another run (an existing, not deleted run of the same experiment)'),
     lease_seconds: z
       .number()
       .int()
@@ -71,6 +75,12 @@ export const startRunTool = defineTool({
       sourceType: 'LOCAL',
       sourceName: 'runwarden-mcp',
       handleSignals: false,
+    }).catch((err: unknown) => {
+      throw inToolTerms(err, {
+        parentRunId: 'parent_run_id',
+        experimentId: 'experiment_id',
+        runName: 'run_name',
+      });
     });
     ctx.runs.add(handle, ctx.sessionKey);
     const expires = new Date(Date.now() + leaseSeconds * 1000).toISOString();
