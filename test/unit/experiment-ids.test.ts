@@ -14,7 +14,12 @@ const server = setupServer(
       calls[host] = (calls[host] ?? 0) + 1;
       const name = new URL(request.url).searchParams.get('experiment_name');
       return HttpResponse.json({
-        experiment: { experiment_id: `${host}-id`, name, lifecycle_stage: 'active' },
+        experiment: {
+          experiment_id: `${host}-id`,
+          name,
+          artifact_location: `mlflow-artifacts:/${host}-id`,
+          lifecycle_stage: 'active',
+        },
       });
     }),
   ),
