@@ -86,6 +86,7 @@ const EnvSchema = z.object({
     .default(256 * 1024),
   RUNWARDEN_MCP_LEASE_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
   RUNWARDEN_REAP_INTERVAL_MS: intMs(60_000),
+  RUNWARDEN_REAP_EXPERIMENT_IDS: z.string().optional(),
   RUNWARDEN_DATA_DIR: z.string().min(1).default('.data'),
   RUNWARDEN_MLFLOW_PORT: z.coerce.number().int().min(1).max(65535).default(5000),
   RUNWARDEN_REDIS_PORT: z.coerce.number().int().min(1).max(65535).default(6379),
@@ -162,6 +163,8 @@ export interface Config {
     readArtifactMaxBytes: number;
     leaseSeconds: number;
     reapIntervalMs: number;
+    /** Experiments the stack's reaper loops sweep (default: every active experiment). */
+    reapExperimentIds?: string[];
   };
   /** Where `runwarden up` keeps the local MLflow database and artifacts. */
   dataDir: string;
@@ -283,6 +286,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       readArtifactMaxBytes: e.RUNWARDEN_READ_ARTIFACT_MAX_BYTES,
       leaseSeconds: e.RUNWARDEN_MCP_LEASE_SECONDS,
       reapIntervalMs: e.RUNWARDEN_REAP_INTERVAL_MS,
+      reapExperimentIds: e.RUNWARDEN_REAP_EXPERIMENT_IDS ? list(e.RUNWARDEN_REAP_EXPERIMENT_IDS) : undefined,
     },
     dataDir: path.resolve(e.RUNWARDEN_DATA_DIR),
     localMlflowPort: e.RUNWARDEN_MLFLOW_PORT,

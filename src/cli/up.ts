@@ -106,6 +106,7 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     cfg.mcp.reapIntervalMs > 0
       ? startReaperLoop(reaperClient, {
           intervalMs: cfg.mcp.reapIntervalMs,
+          experimentIds: cfg.mcp.reapExperimentIds,
           onResult: (r) => {
             if (!r.closed.length) return;
             runtime.runs.forgetClosed(r.closed.map((c) => c.runId));

@@ -35,6 +35,7 @@ export async function runWorkerCommand(argv: string[], config: () => Config): Pr
     cfg.mcp.reapIntervalMs > 0
       ? startReaperLoop(client, {
           intervalMs: cfg.mcp.reapIntervalMs,
+          experimentIds: cfg.mcp.reapExperimentIds,
           onResult: (r) => {
             if (r.closed.length) logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
           },

@@ -63,6 +63,7 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     opts.reaper !== false && config.mcp.reapIntervalMs > 0 && !settings.readOnly
       ? startReaperLoop(client, {
           intervalMs: config.mcp.reapIntervalMs,
+          experimentIds: config.mcp.reapExperimentIds,
           // Every owner's expired leases (MCP, workers, library scripts), not only this kind's.
           onResult: (r) => {
             if (!r.closed.length) return;

@@ -162,6 +162,8 @@ export function startReaperLoop(
     intervalMs: number;
     /** Sweep only runs of owners with this prefix (default: every runwarden owner). */
     ownerPrefix?: string;
+    /** Sweep only these experiments (default: every active experiment). */
+    experimentIds?: string[];
     onResult?: (r: ReapResult) => void;
     onError?: (err: unknown) => void;
   },
@@ -170,7 +172,7 @@ export function startReaperLoop(
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    reapExpiredRuns(client, { ownerPrefix: opts.ownerPrefix })
+    reapExpiredRuns(client, { ownerPrefix: opts.ownerPrefix, experimentIds: opts.experimentIds })
       .then((r) => opts.onResult?.(r), opts.onError)
       .finally(() => {
         running = false;

@@ -5,7 +5,8 @@
 // refusing a non-loopback bind without a token.
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
-import { uniqueName } from '../support/clients.js';
+import { getOrCreateExperiment } from '../../src/index.js';
+import { testClient, uniqueName } from '../support/clients.js';
 import { call, httpClient, type ServeProcess, startServe } from '../support/mcp.js';
 import { pyGetRun, runPythonMlflow } from '../support/python.js';
 import { runCli, waitFor } from '../support/tasks.js';
@@ -143,17 +144,20 @@ describe('runwarden serve (Streamable HTTP)', () => {
   });
 
   it('http: a closed session (DELETE /mcp) leaves its run RUNNING under a valid lease; a new session continues it, and once nobody renews the lease the reaper closes it KILLED', async () => {
+    const experiment_name = uniqueName('http-close');
+    const { experimentId } = await getOrCreateExperiment(testClient(mlflowUrl), experiment_name);
     const own = await startServe({
       MLFLOW_TRACKING_URI: mlflowUrl,
       RUNWARDEN_HTTP_TOKEN: TOKEN,
       RUNWARDEN_REAP_INTERVAL_MS: '1000',
+      RUNWARDEN_REAP_EXPERIMENT_IDS: experimentId,
     });
     onTestFinished(async () => {
       await own.stop(10_000);
     });
     const first = await httpClient(own.url, TOKEN);
     const run = await call<{ run_id: string }>(first.client, 'start_run', {
-      experiment_name: uniqueName('http-close'),
+      experiment_name,
       lease_seconds: 10,
     });
     await call(first.client, 'log_metrics', {

@@ -5,7 +5,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { uniqueName } from '../support/clients.js';
+import { getOrCreateExperiment } from '../../src/index.js';
+import { testClient, uniqueName } from '../support/clients.js';
 import { call, callError, stdioClient } from '../support/mcp.js';
 import { pyGetRun, pyListArtifacts, pyMetricHistory, runPythonMlflow } from '../support/python.js';
 import { waitFor } from '../support/tasks.js';
@@ -162,14 +163,18 @@ print(json.dumps({"version": mv.version, "run_id": mv.run_id}))`,
   });
 
   it('stdio: a run whose lease expires while the client stays connected is reaped KILLED with the reason', async () => {
+    const experiment_name = uniqueName('mcp-lease');
+    const { experimentId } = await getOrCreateExperiment(testClient(mlflowUrl), experiment_name);
     const { client } = await stdioClient({
       MLFLOW_TRACKING_URI: mlflowUrl,
       RUNWARDEN_ALLOWED_ROOTS: root,
       RUNWARDEN_REAP_INTERVAL_MS: '1000',
+      // Scoped: a stack reaper sweeps every owner and must not race other files' own sweeps.
+      RUNWARDEN_REAP_EXPERIMENT_IDS: experimentId,
     });
     try {
       const run = await call<{ run_id: string }>(client, 'start_run', {
-        experiment_name: uniqueName('mcp-lease'),
+        experiment_name,
         lease_seconds: 10,
       });
       const py = await whenClosed(run.run_id, 30_000);

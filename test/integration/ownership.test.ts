@@ -44,8 +44,7 @@ async function whenClosed(runId: string, timeoutMs: number) {
 }
 
 /** A library script (test/fixtures/open-run.ts) holding a leased, heartbeated run; returns its id. */
-async function libraryRunKilledMinus9(experiment: string, leaseMs: number) {
-  const { experimentId } = await getOrCreateExperiment(client, uniqueName(experiment));
+async function libraryRunKilledMinus9(experimentId: string, leaseMs: number) {
   const fx = runFixture('open-run', [mlflowUrl, experimentId, String(leaseMs), '500']);
   const { runId } = (await fx.firstLine) as { runId: string };
   fx.child.kill('SIGKILL');
@@ -150,6 +149,7 @@ describe('ownership: the running stack reaps every expired lease, whoever opened
   const REAP_MS = 1_000;
 
   it('runwarden up: a library script killed with -9 has its run reaped FAILED by the stack within lease + reap interval', async () => {
+    const { experimentId } = await getOrCreateExperiment(client, uniqueName('up-reaps'));
     const up = await startUp(
       taskEnv({
         mlflowUrl,
@@ -158,13 +158,15 @@ describe('ownership: the running stack reaps every expired lease, whoever opened
         workDir,
         env: {
           RUNWARDEN_REAP_INTERVAL_MS: String(REAP_MS),
+          // Scoped to this test's experiment, so it never races other files' own sweeps.
+          RUNWARDEN_REAP_EXPERIMENT_IDS: experimentId,
           RUNWARDEN_DATA_DIR: join(workDir, 'data'),
         },
       }),
     );
     try {
       expect(up.stdout()).toContain(`Reaper:        every ${REAP_MS} ms`);
-      const { runId, killedAt } = await libraryRunKilledMinus9('up-reaps', LEASE_MS);
+      const { runId, killedAt } = await libraryRunKilledMinus9(experimentId, LEASE_MS);
       const run = await whenClosed(runId, 45_000);
       const tookMs = (run.end_time ?? Number.NaN) - killedAt;
       expect(run.status).toBe('FAILED');
@@ -183,14 +185,15 @@ describe('ownership: the running stack reaps every expired lease, whoever opened
   });
 
   it('runwarden worker: a lone worker reaps a killed library script run, not only its own workers runs', async () => {
+    const { experimentId } = await getOrCreateExperiment(client, uniqueName('worker-reaps'));
     await startWorkerProcess({
       mlflowUrl,
       redisUrl,
       prefix: uniqueName('rw-own-worker'),
       workDir,
-      env: { RUNWARDEN_REAP_INTERVAL_MS: String(REAP_MS) },
+      env: { RUNWARDEN_REAP_INTERVAL_MS: String(REAP_MS), RUNWARDEN_REAP_EXPERIMENT_IDS: experimentId },
     });
-    const { runId, killedAt } = await libraryRunKilledMinus9('worker-reaps', LEASE_MS);
+    const { runId, killedAt } = await libraryRunKilledMinus9(experimentId, LEASE_MS);
     const run = await whenClosed(runId, 45_000);
     expect(run.status).toBe('FAILED');
     expect(run.tags[RW_TAGS.closedBy]).toBe('reaper');

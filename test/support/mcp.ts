@@ -18,7 +18,14 @@ export async function stdioClient(
     command: process.execPath,
     args: ['--import', 'tsx', cli, 'mcp'],
     cwd: repoRoot,
-    env: { ...(process.env as Record<string, string>), RUNWARDEN_LOG_LEVEL: 'warn', ...env },
+    // No reaper unless the test asks (scoped with RUNWARDEN_REAP_EXPERIMENT_IDS): a stack reaper
+    // sweeps every owner, and must not close runs other test files expect their own sweep to close.
+    env: {
+      ...(process.env as Record<string, string>),
+      RUNWARDEN_LOG_LEVEL: 'warn',
+      RUNWARDEN_REAP_INTERVAL_MS: '0',
+      ...env,
+    },
     stderr: 'pipe',
   });
   const client = new Client({ name: 'runwarden-test', version: '1.0.0' });
@@ -39,7 +46,13 @@ export async function startServe(env: Record<string, string>): Promise<ServeProc
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve'], {
     cwd: repoRoot,
-    env: { ...process.env, RUNWARDEN_LOG_LEVEL: 'warn', RUNWARDEN_HTTP_PORT: String(port), ...env },
+    env: {
+      ...process.env,
+      RUNWARDEN_LOG_LEVEL: 'warn',
+      RUNWARDEN_HTTP_PORT: String(port),
+      RUNWARDEN_REAP_INTERVAL_MS: '0', // as in stdioClient
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

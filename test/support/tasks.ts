@@ -112,6 +112,8 @@ export function taskEnv(o: WorkerEnv): Record<string, string> {
     RUNWARDEN_KEEP_WORKSPACES: 'true',
     // Short, so a test's cleanup stops its workers cleanly (tests that need another set it).
     RUNWARDEN_SHUTDOWN_GRACE_MS: '3000',
+    // Workers reap every owner's expired leases: off unless a test asks (scoped to its experiments).
+    RUNWARDEN_REAP_INTERVAL_MS: '0',
     ...o.env,
   };
 }
