@@ -59,12 +59,11 @@ export function checkToolInput(args: unknown): void {
 
 /** Every string and record key under `value` must be well-formed UTF-16 (no lone surrogates). */
 function walkStrings(path: string, value: unknown): void {
-  if (typeof value === 'string') return validateWellFormed(path, value);
-  if (Array.isArray(value)) {
-    value.forEach((v, i) => walkStrings(`${path}[${i}]`, v));
-    return;
-  }
-  if (value && typeof value === 'object') {
+  if (typeof value === 'string') {
+    validateWellFormed(path, value);
+  } else if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) walkStrings(`${path}[${i}]`, v);
+  } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       const child = `${path}.${capForEcho(k, 80)}`;
       validateWellFormed(child, k);

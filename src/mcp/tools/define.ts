@@ -7,8 +7,9 @@
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { z } from 'zod';
+import { capForEcho, ERROR_TEXT_MAX } from '../../errors/index.js';
 import type { ToolContext } from '../context.js';
 import { errorResult, type RecoveryHints, success } from '../results.js';
 import { checkToolInput } from './boundary.js';
@@ -52,6 +53,7 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
     name: spec.name,
     mutates: !spec.annotations.readOnlyHint,
     register: (server, ctx) => {
+      capSdkToolErrors(server);
       server.registerTool(
         spec.name,
         {
@@ -74,5 +76,20 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
         }) as never,
       );
     },
+  };
+}
+
+/**
+ * The SDK answers a schema failure itself, with an isError text listing every zod issue (10,000 bad
+ * points in one log_metrics call: 369 KB). Its `createToolError` is the one place such texts are
+ * made, so it is wrapped (once per server) to cap them like ours; without that method (another SDK
+ * version) nothing changes.
+ */
+function capSdkToolErrors(server: McpServer): void {
+  const target = server as unknown as { createToolError?: (message: string) => CallToolResult };
+  const original = target.createToolError;
+  if (typeof original !== 'function' || original.name === 'cappedToolError') return;
+  target.createToolError = function cappedToolError(message: string) {
+    return original.call(server, capForEcho(message, ERROR_TEXT_MAX));
   };
 }

@@ -159,3 +159,16 @@ describe("tools: MLflow's own error messages are capped", () => {
     expect(text).toContain('Fix the argument MLflow names');
   });
 });
+
+describe("tools: the SDK's own schema errors are capped", () => {
+  it('log_metrics: 10,000 points with a bad value give one isError under 2 KB, not one line per zod issue', async () => {
+    const metrics = Array.from({ length: 10_000 }, () => ({ key: 'loss', value: 'high' }));
+    const text = failed(await s.call('log_metrics', { run_id: 'r1', metrics }));
+    expect(text).toMatch(
+      /^MCP error -32602: Input validation error: Invalid arguments for tool log_metrics:/,
+    );
+    expect(text.length).toBeLessThanOrEqual(ERROR_CAP);
+    expect(text).toMatch(/…\(\d+ more\)$/);
+    expect(fake.requests).toEqual([]);
+  });
+});
