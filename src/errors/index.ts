@@ -18,6 +18,7 @@ export {
 export type RunwardenErrorCode =
   | 'MLFLOW_API_ERROR'
   | 'MLFLOW_UNREACHABLE'
+  | 'MLFLOW_BAD_RESPONSE'
   | 'REDIS_UNREACHABLE'
   | 'VALIDATION_ERROR'
   | 'PARAM_CONFLICT'
@@ -85,6 +86,26 @@ export class MlflowUnreachableError extends RunwardenError {
       { cause },
     );
     this.endpoint = shown;
+  }
+}
+
+/**
+ * MLflow answered 2xx without a field it always sends (marked `required` in openapi.yaml): not an
+ * MLflow server, a proxy that mangled the answer, or an MLflow version that changed its API.
+ */
+export class MlflowBadResponseError extends RunwardenError {
+  /** `METHOD /path` of the request. */
+  readonly endpoint: string;
+  /** The missing field, e.g. `run.info.run_id` or `runs[3].info.status`. */
+  readonly field: string;
+  constructor(endpoint: string, field: string) {
+    super(
+      'MLFLOW_BAD_RESPONSE',
+      `${endpoint} answered without ${field}, which MLflow always sends. Check that MLFLOW_TRACKING_URI points at an ` +
+        'MLflow tracking server (3.x) and that no proxy in between rewrites its answers.',
+    );
+    this.endpoint = endpoint;
+    this.field = field;
   }
 }
 

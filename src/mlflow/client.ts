@@ -3,10 +3,17 @@
  * from `openapi.yaml` via `schema.gen.ts`) onto the transport (auth, timeouts, retries, typed
  * errors) and knows the server's UI links. Everything in runwarden reaches MLflow through this.
  */
-import createClient, { type Client, createQuerySerializer } from 'openapi-fetch';
+import createClient, { type Client, createQuerySerializer, type Middleware } from 'openapi-fetch';
 import type { Config } from '../config.js';
-import { isWellFormed, redactUri, ValidationError, wellFormed } from '../errors/index.js';
+import {
+  isWellFormed,
+  MlflowBadResponseError,
+  redactUri,
+  ValidationError,
+  wellFormed,
+} from '../errors/index.js';
 import type { Logger } from '../log.js';
+import { missingRequiredField, REQUIRED_FIELDS } from './required.js';
 import { defaultRetryPolicy, type RetryPolicy } from './retry.js';
 import type { components, paths } from './schema.gen.js';
 import { createTransport, type Transport } from './transport.js';
@@ -98,6 +105,7 @@ export function createMlflowClient(opts: MlflowClientOptions): MlflowClient {
     fetch: transport.fetch,
     querySerializer: safeQuery,
   });
+  api.use(tagEndpoint);
   // Links are shown to people and agents: never with the credentials a URI may embed.
   const uiUrl = redactUri((opts.uiUrl ?? trackingUri).replace(/\/+$/, ''));
   const seg = (v: string) => encodeURIComponent(wellFormed(v));
@@ -149,11 +157,30 @@ export function mlflowClientFromConfig(config: Config, logger?: Logger): MlflowC
   });
 }
 
+/** Where `tagEndpoint` writes `METHOD /path` (as openapi.yaml spells it) on each answer. */
+const ENDPOINT = Symbol('runwarden.endpoint');
+
+/** openapi-fetch middleware: remember which endpoint an answer came from, for `ok()`'s check. */
+const tagEndpoint: Middleware = {
+  onResponse({ request, schemaPath, response }) {
+    Object.defineProperty(response, ENDPOINT, { value: `${request.method} ${schemaPath}` });
+  },
+};
+
 /**
  * Unwrap an openapi-fetch result. The transport already threw for non-2xx answers, so `data` is
- * there; MLflow answers `{}` for empty results, which stays `{}`.
+ * there; MLflow answers `{}` for empty results, which stays `{}`. Fields MLflow always sends
+ * (`required.ts`) are checked: a missing one is an MlflowBadResponseError naming it.
  */
-export async function ok<T>(call: Promise<{ data?: T; error?: unknown }>): Promise<NonNullable<T>> {
-  const { data } = await call;
+export async function ok<T>(
+  call: Promise<{ data?: T; error?: unknown; response?: Response }>,
+): Promise<NonNullable<T>> {
+  const { data, response } = await call;
+  const endpoint = (response as { [ENDPOINT]?: string } | undefined)?.[ENDPOINT];
+  const required = endpoint ? REQUIRED_FIELDS[endpoint] : undefined;
+  if (endpoint && required) {
+    const missing = missingRequiredField(data ?? {}, required);
+    if (missing) throw new MlflowBadResponseError(endpoint, missing);
+  }
   return (data ?? {}) as NonNullable<T>;
 }

@@ -1067,7 +1067,7 @@ export interface components {
              * Format: int64
              * @description Unix epoch milliseconds (0 if the client sent none).
              */
-            start_time: number;
+            start_time?: number;
             status: components["schemas"]["RunStatus"];
             /**
              * @deprecated

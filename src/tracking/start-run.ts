@@ -179,12 +179,12 @@ export interface AdoptRunOptions {
 export async function requireRunning(client: MlflowClient, runId: string): Promise<Run> {
   const run = (await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } })))
     .run;
-  const status = run?.info?.status;
+  const status = run.info.status;
   if (status !== 'RUNNING') {
-    const tags = new Map((run?.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
-    throw new RunClosedError(runId, `${status ?? 'unknown'}${describeCloser(tags)}`);
+    const tags = new Map((run.data?.tags ?? []).map((t) => [t.key, t.value]));
+    throw new RunClosedError(runId, `${status}${describeCloser(tags)}`);
   }
-  return run!;
+  return run;
 }
 
 export async function adoptRun(
@@ -193,19 +193,19 @@ export async function adoptRun(
   opts: AdoptRunOptions = {},
 ): Promise<RunHandle> {
   const run = opts.run ?? (await requireRunning(client, runId));
-  const info = run.info ?? {};
-  const tags = new Map((run.data?.tags ?? []).map((t) => [t.key ?? '', t.value ?? '']));
+  const { info } = run;
+  const tags = new Map((run.data?.tags ?? []).map((t) => [t.key, t.value]));
   const handle = new RunHandle({
     client,
     runId,
-    experimentId: info.experiment_id ?? '',
+    experimentId: info.experiment_id,
     runName: info.run_name ?? '',
-    artifactUri: info.artifact_uri ?? '',
+    artifactUri: info.artifact_uri,
     description: tags.get(MLFLOW_TAGS.note),
     leaseMs: opts.leaseMs ?? 300_000,
     heartbeatMs: opts.heartbeatMs ?? 0,
     flushIntervalMs: opts.flushIntervalMs ?? 1_000,
-    params: Object.fromEntries((run.data?.params ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
+    params: Object.fromEntries((run.data?.params ?? []).map((p) => [p.key, p.value])),
     registry: opts.registry,
     owner: tags.get(RW_TAGS.owner),
   });

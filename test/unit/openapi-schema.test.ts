@@ -1,13 +1,20 @@
 // Checks src/mlflow/openapi.yaml and the types generated from it: the committed schema.gen.ts must be
 // exactly what `npm run gen` produces now, and every operation must follow the spec's conventions
-// (operationId, 200 + default ErrorResponse responses, no `required` in any response schema).
+// (operationId, 200 + default ErrorResponse responses); the fields its 200 answers mark `required`
+// are exactly the table `ok()` checks (src/mlflow/required.ts), and an answer missing one is an
+// MLFLOW_BAD_RESPONSE naming the endpoint and the field (msw: this is the HTTP layer).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { HttpResponse, http } from 'msw';
+import { setupServer } from 'msw/node';
 import openapiTS from 'openapi-typescript';
 import { describe, expect, it } from 'vitest';
+import { MlflowBadResponseError } from '../../src/errors/index.js';
+import { createMlflowClient, ok } from '../../src/mlflow/client.js';
+import { REQUIRED_FIELDS } from '../../src/mlflow/required.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const specPath = join(root, 'src/mlflow/openapi.yaml');
@@ -99,6 +106,25 @@ function schemasDeclaringRequired(
   return found;
 }
 
+/**
+ * Field paths a 200 schema marks required (`run.info.run_id`, `runs[].info.status`), following
+ * $refs and arrays; nested marks count where their parent is present, as `ok()` checks them.
+ */
+function requiredPaths(doc: Json, schema: unknown, prefix = '', depth = 0): string[] {
+  const s = deref(doc, schema);
+  if (!isObject(s) || depth > 10) return [];
+  if (s.type === 'array') return requiredPaths(doc, s.items, `${prefix}[]`, depth + 1);
+  if (!isObject(s.properties)) return [];
+  const required = Array.isArray(s.required) ? s.required : [];
+  const out: string[] = [];
+  for (const [name, sub] of Object.entries(s.properties)) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    if (required.includes(name)) out.push(path);
+    out.push(...requiredPaths(doc, sub, path, depth + 1));
+  }
+  return out;
+}
+
 describe('openapi.yaml / schema.gen.ts', () => {
   it('schema.gen.ts: matches what npm run gen produces from openapi.yaml, so the committed types are never stale', () => {
     const dir = mkdtempSync(join(tmpdir(), 'runwarden-openapi-'));
@@ -129,7 +155,7 @@ describe('openapi.yaml / schema.gen.ts', () => {
     }
   }, 30_000);
 
-  it('every operation has an operationId, a 200 response and a default ErrorResponse; no response schema declares required', async () => {
+  it('every operation has an operationId, a 200 response and a default ErrorResponse; required marks only in 200 JSON answers', async () => {
     const { paths, components } = await loadSpec();
     const doc: Json = { paths, components };
     const problems: string[] = [];
@@ -168,6 +194,7 @@ describe('openapi.yaml / schema.gen.ts', () => {
         }
 
         for (const [status, ref] of Object.entries(responses)) {
+          if (status === '200') continue; // its required marks are checked against required.ts below
           const response = deref(doc, ref);
           if (!isObject(response) || !isObject(response.content)) continue;
           for (const [mediaType, media] of Object.entries(response.content)) {
@@ -195,6 +222,86 @@ describe('openapi.yaml / schema.gen.ts', () => {
 
     expect(problems).toEqual([]);
     expect(operations).toBeGreaterThan(0);
+  });
+
+  it('the fields each 200 answer marks required are exactly the table ok() checks (src/mlflow/required.ts)', async () => {
+    const { paths, components } = await loadSpec();
+    const doc: Json = { paths, components };
+    const fromSpec: Record<string, string[]> = {};
+    for (const [path, item] of Object.entries(paths)) {
+      if (!isObject(item)) continue;
+      for (const method of HTTP_METHODS) {
+        const op = item[method];
+        if (!isObject(op) || !isObject(op.responses)) continue;
+        const ok200 = deref(doc, op.responses['200']);
+        const media =
+          isObject(ok200) && isObject(ok200.content) ? ok200.content['application/json'] : undefined;
+        const found = isObject(media) ? requiredPaths(doc, media.schema) : [];
+        if (found.length) fromSpec[`${method.toUpperCase()} ${path}`] = found.sort();
+      }
+    }
+    const table = Object.fromEntries(Object.entries(REQUIRED_FIELDS).map(([k, v]) => [k, [...v].sort()]));
+    expect(table).toEqual(fromSpec);
+    expect(fromSpec['POST /api/2.0/mlflow/runs/create']).toContain('run.info.run_id');
+  });
+
+  it('ok(): a 200 without a field MLflow always sends is MLFLOW_BAD_RESPONSE naming the endpoint and the field', async () => {
+    const base = 'http://mlflow.badresponse.test';
+    const server = setupServer(
+      http.post(`${base}/api/2.0/mlflow/runs/create`, () =>
+        HttpResponse.json({
+          run: {
+            info: { experiment_id: '1', status: 'RUNNING', artifact_uri: 'x', lifecycle_stage: 'active' },
+          },
+        }),
+      ),
+      http.post(`${base}/api/2.0/mlflow/runs/search`, () =>
+        HttpResponse.json({
+          runs: [
+            {
+              info: {
+                run_id: 'a',
+                experiment_id: '1',
+                status: 'RUNNING',
+                artifact_uri: 'x',
+                lifecycle_stage: 'active',
+              },
+            },
+            { info: { run_id: 'b', experiment_id: '1', artifact_uri: 'x', lifecycle_stage: 'active' } },
+          ],
+        }),
+      ),
+      http.get(`${base}/api/2.0/mlflow/experiments/get`, () => HttpResponse.json({})),
+      http.get(`${base}/api/2.0/mlflow/model-versions/search`, () => HttpResponse.json({})),
+    );
+    server.listen({ onUnhandledRequest: 'error' });
+    try {
+      const client = createMlflowClient({ trackingUri: base, retry: { maxRetries: 0 } });
+      const created = await ok(
+        client.api.POST('/api/2.0/mlflow/runs/create', { body: { experiment_id: '1' } }),
+      ).catch((e: unknown) => e);
+      expect(created).toBeInstanceOf(MlflowBadResponseError);
+      expect(created).toMatchObject({
+        code: 'MLFLOW_BAD_RESPONSE',
+        endpoint: 'POST /api/2.0/mlflow/runs/create',
+        field: 'run.info.run_id',
+      });
+      expect((created as Error).message).toMatch(
+        /^POST \/api\/2\.0\/mlflow\/runs\/create answered without run\.info\.run_id/,
+      );
+      await expect(
+        ok(client.api.POST('/api/2.0/mlflow/runs/search', { body: { experiment_ids: ['1'] } })),
+      ).rejects.toMatchObject({ code: 'MLFLOW_BAD_RESPONSE', field: 'runs[1].info.status' });
+      await expect(
+        ok(client.api.GET('/api/2.0/mlflow/experiments/get', { params: { query: { experiment_id: '1' } } })),
+      ).rejects.toMatchObject({ code: 'MLFLOW_BAD_RESPONSE', field: 'experiment' });
+      // an empty search answer is `{}` and is fine: the list itself is optional
+      await expect(
+        ok(client.api.GET('/api/2.0/mlflow/model-versions/search', { params: { query: {} } })),
+      ).resolves.toEqual({});
+    } finally {
+      server.close();
+    }
   });
 
   it('declares the component schemas runwarden relies on', async () => {

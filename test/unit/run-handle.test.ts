@@ -94,13 +94,27 @@ class FakeRun {
             { status: this.failUpdateWith },
           );
         this.status = body.status;
-        return HttpResponse.json({ run_info: { run_id: 'abc', status: body.status } });
+        return HttpResponse.json({
+          run_info: {
+            run_id: 'abc',
+            experiment_id: '1',
+            status: body.status,
+            artifact_uri: 'mlflow-artifacts:/1/abc/artifacts',
+            lifecycle_stage: 'active',
+          },
+        });
       }),
       http.get(`${API}/runs/get`, ({ request }) => {
         this.events.push({ op: 'get', body: new URL(request.url).searchParams.get('run_id') });
         return HttpResponse.json({
           run: {
-            info: { run_id: 'abc', experiment_id: '1', status: this.status },
+            info: {
+              run_id: 'abc',
+              experiment_id: '1',
+              status: this.status,
+              artifact_uri: 'mlflow-artifacts:/1/abc/artifacts',
+              lifecycle_stage: 'active',
+            },
             data: {
               params: [...this.params].map(([key, value]) => ({ key, value })),
               tags: [...this.tags].map(([key, value]) => ({ key, value })),
@@ -535,7 +549,9 @@ describe('RunHandle: flush failures', () => {
     expect(err).toBeInstanceOf(MlflowApiError);
     expect((err as MlflowApiError).serverMessage).toBe('disk full');
     expect(fake.status).toBe('FAILED');
-    expect(fake.tags.get('runwarden.close_reason')).toMatch(/^5 metric points not stored within 0.3 s: .*disk full/);
+    expect(fake.tags.get('runwarden.close_reason')).toMatch(
+      /^5 metric points not stored within 0.3 s: .*disk full/,
+    );
     expect(h.status).toBe('FAILED');
     expect(h.unsentPoints().map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
   });

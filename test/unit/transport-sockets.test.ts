@@ -61,7 +61,19 @@ beforeAll(async () => {
       }
       if (req.url?.startsWith('/api/2.0/mlflow/runs/get')) {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ run: { info: { run_id: 'r1', status: 'RUNNING' } } }));
+        res.end(
+          JSON.stringify({
+            run: {
+              info: {
+                run_id: 'r1',
+                experiment_id: '1',
+                status: 'RUNNING',
+                artifact_uri: 'mlflow-artifacts:/1/r1/artifacts',
+                lifecycle_stage: 'active',
+              },
+            },
+          }),
+        );
       } else if (req.url === '/api/2.0/mlflow/runs/log-batch') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       } else {

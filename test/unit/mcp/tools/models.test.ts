@@ -1,6 +1,6 @@
 // The model registry tools: get_model_version, set_model_alias and register_model.
 import { describe, expect, it } from 'vitest';
-import { failed, fake, ok, s, seedModel, seedRun, useToolSessions } from '../tool-session.js';
+import { artifactKey, failed, fake, ok, s, seedModel, seedRun, useToolSessions } from '../tool-session.js';
 
 useToolSessions();
 
@@ -62,6 +62,7 @@ describe('tools: failures carry a recovery step', () => {
 
   it('register_model: the same idempotency_key returns the first version with created false', async () => {
     const run = seedRun();
+    fake.artifacts.set(artifactKey(run, 'model/model.onnx'), Buffer.from('onnx')); // register_model checks the folder
     const args = { run_id: run.info.run_id, artifact_path: 'model', name: 'm', idempotency_key: 'job-7' };
     expect(ok(await s.call('register_model', args), 'register_model')).toMatchObject({
       version: '1',

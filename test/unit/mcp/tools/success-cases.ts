@@ -247,6 +247,7 @@ export const successCases: Record<string, SuccessCase> = {
   register_model: {
     args: async () => {
       const run = seedRun({ status: 'FINISHED' });
+      fake.artifacts.set(artifactKey(run, 'model/model.onnx'), Buffer.from('onnx')); // register_model checks the folder
       return { run_id: run.info.run_id, artifact_path: 'model', name: 'cases-gru', alias: 'champion' };
     },
     check: (out, text) => {
