@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { pipeline } from 'node:stream/promises';
-import { MlflowApiError, MlflowUnreachableError } from '../errors/index.js';
+import { MlflowApiError, MlflowUnreachableError, redactUrisIn } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { isTransient, parseRetryAfter, type RetryPolicy, withRetry } from './retry.js';
@@ -361,7 +361,10 @@ export function createTransport(opts: TransportOptions): Transport {
       {
         signal: sendOpts.signal,
         onRetry: (err, attempt, delayMs) =>
-          log.warn({ err: (err as Error).message, attempt, delayMs }, 'mlflow request failed; retrying'),
+          log.warn(
+            { err: redactUrisIn((err as Error).message), attempt, delayMs },
+            'mlflow request failed; retrying',
+          ),
       },
     );
   };
@@ -445,7 +448,7 @@ export function createTransport(opts: TransportOptions): Transport {
     withRetry(opts.retry, fn, {
       signal,
       onRetry: (err, attempt, delayMs) =>
-        log.warn({ err: (err as Error).message, attempt, delayMs }, `${what} failed; retrying`),
+        log.warn({ err: redactUrisIn((err as Error).message), attempt, delayMs }, `${what} failed; retrying`),
     });
 
   const putFile: Transport['putFile'] = (url, file, o = {}) =>
