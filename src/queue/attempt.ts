@@ -15,6 +15,7 @@ import { uploadFile } from '../mlflow/artifacts.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
 import { backoffDelay, isTransient, sleep } from '../mlflow/retry.js';
+import type { NormalizedTask } from '../model/task-spec.js';
 import { inputManifest, writeInputManifest } from '../runners/input-manifest.js';
 import type { InputPolicy } from '../runners/input-policy.js';
 import { materializeInputs } from '../runners/inputs.js';
@@ -30,7 +31,7 @@ import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
 import { type FinishedAttempt, finishedAttempt, settleEarlierAttempts } from './earlier-attempts.js';
 import { experimentIdFor, forgetExperimentId } from './experiment-ids.js';
 import { LOCK_LOST_REASON } from './lock-fence.js';
-import { type NormalizedTask, templateDefaultInputs } from './spec.js';
+import { templateDefaultInputs } from './spec.js';
 import { loadTemplate } from './templates.js';
 
 export interface AttemptSettings {

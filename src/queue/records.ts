@@ -5,8 +5,8 @@
  * backoff while the budget lasts, then fails); a planner's fail at once.
  */
 import { type Redis, ReplyError } from 'ioredis';
+import type { NormalizedTask } from '../model/task-spec.js';
 import { type Keys, RECORD_TTL_SECONDS } from './keys.js';
-import type { NormalizedTask } from './spec.js';
 
 export type TaskState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled' | 'delayed' | 'unknown';
 

@@ -1,5 +1,6 @@
 /**
- * The task spec planners submit, validated with zod at the boundary, and its normalised form
+ * Enqueue-side normalisation of the task spec planners submit (its schema and the normalised form
+ * are src/model/task-spec.ts): the spec is validated with zod at the boundary and becomes the task
  * stored in the queue: template parameters resolved, inputs as URIs (claim-check: data travels by
  * reference; small tables may be inline in chapkit's `{columns, data}` form), and a task id that
  * is by default the config hash of template + parameters + inputs, so the same spec dedups.
@@ -7,71 +8,26 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ValidationError } from '../errors/index.js';
+import {
+  type InlineTable,
+  MAX_INLINE_TABLE_BYTES,
+  type NormalizedTask,
+  TaskSpecSchema,
+} from '../model/task-spec.js';
+import type { Template } from '../model/template.js';
 import { configHash } from '../tracking/lineage.js';
-import { type ParamValue, resolveParams, type Template } from './templates.js';
+import { resolveParams } from './templates.js';
 
-/** Inline tables are capped so job data stays small (the claim-check rule). */
-export const MAX_INLINE_TABLE_BYTES = 256 * 1024;
-
-export const InlineTable = z.object({
-  columns: z.array(z.string()).min(1),
-  data: z.array(z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))),
-});
-export type InlineTable = z.infer<typeof InlineTable>;
-
-const URI_RE = /^(file:\/\/|runs:\/|mlflow-artifacts:\/|https?:\/\/)/;
-
-const NO_CONTROL = /^\P{Cc}*$/u;
-const NO_CONTROL_SAYS = 'may not contain NUL, newlines, tabs or other control characters';
-
-export const TaskSpecSchema = z.object({
-  template: z.string().min(1).describe('Registered template name, e.g. gru-forecast'),
-  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
-  inputs: z
-    .record(
-      z.string(),
-      z.union([
-        z
-          .string()
-          .max(4096, 'is longer than 4096 characters; pass a shorter URI')
-          .regex(URI_RE, 'must be a file://, runs:/, mlflow-artifacts:/ or http(s):// URI'),
-        InlineTable,
-      ]),
-    )
-    .default({}),
-  // No NUL, newlines or other control characters in names (the same rule as validateName).
-  experiment: z.string().min(1).max(500).regex(NO_CONTROL, NO_CONTROL_SAYS).optional(),
-  run_name: z.string().max(250).regex(NO_CONTROL, NO_CONTROL_SAYS).optional(),
-  priority: z.number().int().min(1).max(1000).optional(),
-  timeout_seconds: z
-    .number()
-    .int()
-    .min(1)
-    .max(7 * 86_400)
-    .optional(),
-  attempts: z.number().int().min(1).max(10).default(1),
-  review: z.enum(['none', 'agent', 'policy']).default('none'),
-  force: z.boolean().default(false),
-});
-export type TaskSpec = z.input<typeof TaskSpecSchema>;
-
-export interface NormalizedTask {
-  taskId: string;
-  configHash: string;
-  template: string;
-  params: Record<string, ParamValue>;
-  inputs: Record<string, string | InlineTable>;
-  experiment: string;
-  runName: string;
-  priority?: number;
-  timeoutSeconds: number;
-  attempts: number;
-  review: 'none' | 'agent' | 'policy';
-  retryOnFailure: boolean;
-  enqueuedAt: number;
-}
+// The spec model (schemas and types) lives in src/model/task-spec.ts, below queue and runners.
+export {
+  InlineTable,
+  MAX_INLINE_TABLE_BYTES,
+  type NormalizedTask,
+  type TaskSpec,
+  TaskSpecSchema,
+} from '../model/task-spec.js';
 
 /** Parse a spec, naming the first bad field and what it expects. */
 export function parseSpec(raw: unknown): z.output<typeof TaskSpecSchema> {

@@ -7,13 +7,15 @@ import { type Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RunwardenError } from '../errors/index.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
+import type { NormalizedTask } from '../model/task-spec.js';
+import type { Template } from '../model/template.js';
 import { defaultInputPolicy, type InputPolicy } from '../runners/input-policy.js';
 import { checkInputs } from '../runners/inputs.js';
 import { RW_TAGS } from '../tracking/tags.js';
 import { keys, QUEUE_NAME, RECORD_TTL_SECONDS } from './keys.js';
 import { type TaskProgress, type TaskRecord, TaskRecords, type TaskState } from './records.js';
-import { type NormalizedTask, normalizeSpec, templateDefaultInputs } from './spec.js';
-import { listTemplates, loadTemplate, type Template } from './templates.js';
+import { normalizeSpec, templateDefaultInputs } from './spec.js';
+import { listTemplates, loadTemplate } from './templates.js';
 
 export interface TaskJobData {
   task: NormalizedTask;

@@ -1,85 +1,17 @@
 /**
- * Task templates: `tasks/<name>/task.yaml` plus scripts. Loading validates the YAML with zod;
- * `resolveParams` checks a task's parameters against the template's types and bounds (coercing
- * CLI strings), naming the parameter and the allowed range when one is off. Only registered
- * templates can run: a task names one, it never carries a command.
+ * Task templates: `tasks/<name>/task.yaml` plus scripts. Loading validates the YAML with zod (the
+ * schema is src/model/template.ts); `resolveParams` checks a task's parameters against the
+ * template's types and bounds (coercing CLI strings), naming the parameter and the allowed range
+ * when one is off. Only registered templates can run: a task names one, it never carries a command.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { z } from 'zod';
 import { RunwardenError, ValidationError } from '../errors/index.js';
-import { TemplateEnvEntry } from '../runners/task-env.js';
+import { type ParamDef, type ParamValue, type Template, TemplateSchema } from '../model/template.js';
 
-const ParamDef = z.discriminatedUnion('type', [
-  z.object({
-    type: z.literal('int'),
-    default: z.number().int().optional(),
-    min: z.number().optional(),
-    max: z.number().optional(),
-    description: z.string().default(''),
-  }),
-  z.object({
-    type: z.literal('float'),
-    default: z.number().optional(),
-    min: z.number().optional(),
-    max: z.number().optional(),
-    description: z.string().default(''),
-  }),
-  z.object({ type: z.literal('bool'), default: z.boolean().optional(), description: z.string().default('') }),
-  z.object({
-    type: z.literal('string'),
-    default: z.string().optional(),
-    max_length: z.number().int().positive().default(1000),
-    description: z.string().default(''),
-  }),
-  z.object({
-    type: z.literal('enum'),
-    values: z.array(z.string()).min(1),
-    default: z.string().optional(),
-    description: z.string().default(''),
-  }),
-]);
-export type ParamDef = z.infer<typeof ParamDef>;
-
-const InputDef = z.object({
-  description: z.string().default(''),
-  /** Path relative to the tasks/ folder, used when the task gives no URI. */
-  default: z.string().optional(),
-  required: z.boolean().default(true),
-});
-
-export const TemplateSchema = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
-  description: z.string().min(1),
-  runner: z.literal('shell'),
-  language: z.string().default('other'),
-  python: z.object({ requirements: z.string() }).optional(),
-  command: z.array(z.string()).min(1),
-  params: z.record(z.string(), ParamDef).default({}),
-  // Input names become folder names under inputs/ and {inputs.<name>} placeholders.
-  inputs: z
-    .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only'), InputDef)
-    .default({}),
-  metrics: z.array(z.string()).default([]),
-  primary_metric: z.object({ name: z.string(), direction: z.enum(['min', 'max']) }).optional(),
-  model: z.object({ path: z.string(), format: z.string() }).optional(),
-  outputs_dir: z.string().default('output'),
-  timeout_seconds: z.number().int().positive().default(3600),
-  retry_on_failure: z.boolean().default(false),
-  shared: z.array(z.string()).default([]),
-  // Environment of the command beyond the base (see src/runners/task-env.ts): NAME or NAME=value.
-  env: z.array(TemplateEnvEntry).default([]),
-});
-
-export interface Template extends z.infer<typeof TemplateSchema> {
-  /** Absolute folder of the template. */
-  dir: string;
-  /** Absolute tasks/ folder (defaults of inputs are relative to it). */
-  root: string;
-}
-
-export type ParamValue = string | number | boolean;
+// The template model (schema and types) lives in src/model/template.ts, below queue and runners.
+export { type ParamDef, type ParamValue, type Template, TemplateSchema } from '../model/template.js';
 
 /** Load one template; a bad task.yaml is an error naming the file and the field. */
 export function loadTemplate(root: string, name: string): Template {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { InlineTable } from '../queue/spec.js';
+import type { InlineTable } from '../model/task-spec.js';
 import { stripCredentials } from './input-policy.js';
 
 export interface InputManifestEntry {

@@ -16,7 +16,7 @@ import { RunwardenError, ValidationError } from '../errors/index.js';
 import { artifactBaseUrl, downloadFile, downloadTree, listArtifacts } from '../mlflow/artifacts.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
-import type { InlineTable } from '../queue/spec.js';
+import type { InlineTable } from '../model/task-spec.js';
 import { checkHttpInput, echo, type InputPolicy, insideRoots, resolveLocalInput } from './input-policy.js';
 
 type Input = string | InlineTable;

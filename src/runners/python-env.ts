@@ -19,7 +19,7 @@ import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/pr
 import os from 'node:os';
 import path from 'node:path';
 import { RunwardenError } from '../errors/index.js';
-import type { Template } from '../queue/templates.js';
+import type { Template } from '../model/template.js';
 
 /** Default bound of one environment build (RUNWARDEN_ENV_BUILD_TIMEOUT_MS). */
 export const ENV_BUILD_TIMEOUT_MS = 20 * 60_000;

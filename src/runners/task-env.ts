@@ -6,9 +6,12 @@
  * settings the script needs to talk to the same tracking server (URI, run and experiment ids,
  * credentials), RUNWARDEN_TASK_ID, RUNWARDEN_OUTPUT_DIR and PYTHONUNBUFFERED. Nothing else of the
  * worker's environment (RUNWARDEN_HTTP_TOKEN, REDIS_URL, cloud keys...) reaches the script, and a
- * template cannot declare runwarden's own variables.
+ * template cannot declare runwarden's own variables (the rule for an `env:` entry is
+ * src/model/template-env.ts).
  */
-import { z } from 'zod';
+
+// Re-exported: the `env:` entry rule belongs to the template model.
+export { reservedEnvName, TemplateEnvEntry } from '../model/template-env.js';
 
 /** Passed through from the worker's environment when set. */
 export const BASE_ENV_NAMES = [
@@ -24,28 +27,6 @@ export const BASE_ENV_NAMES = [
   'TEMP',
 ];
 const BASE_PREFIXES = ['LC_'];
-
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** Variables runwarden owns or sets itself: a template may neither pass nor set them. */
-export function reservedEnvName(name: string): boolean {
-  return (
-    name.startsWith('RUNWARDEN_') ||
-    name.startsWith('MLFLOW_TRACKING_') ||
-    ['REDIS_URL', 'MLFLOW_RUN_ID', 'MLFLOW_EXPERIMENT_ID'].includes(name)
-  );
-}
-
-/** One `env:` entry of task.yaml: `NAME` (pass through) or `NAME=value` (fixed). */
-export const TemplateEnvEntry = z
-  .string()
-  .refine((e) => NAME.test(e.split('=')[0] ?? ''), {
-    message: 'expected NAME (pass the worker’s variable through) or NAME=value (letters, digits, _)',
-  })
-  .refine((e) => !reservedEnvName(e.split('=')[0] ?? ''), {
-    message:
-      'RUNWARDEN_*, MLFLOW_TRACKING_*, MLFLOW_RUN_ID, MLFLOW_EXPERIMENT_ID and REDIS_URL are set by runwarden',
-  });
 
 /**
  * The command's environment: base names and declared pass-through names from `parent` (when set),

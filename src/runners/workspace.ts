@@ -6,7 +6,7 @@
 import { cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { ParamValue, Template } from '../queue/templates.js';
+import type { ParamValue, Template } from '../model/template.js';
 
 const SKIP = new Set([
   '.git',

@@ -1,0 +1,70 @@
+/**
+ * The task spec model: the spec planners submit (zod schema, checked at the boundary), the inline
+ * table form small inputs may take (chapkit's `{columns, data}`, capped so job data stays small),
+ * and the normalised task stored in the queue. The queue builds a `NormalizedTask` from a spec and
+ * a template (src/queue/spec.ts); the runners bring its inputs into a workspace. Depends on
+ * neither.
+ */
+import { z } from 'zod';
+import type { ParamValue } from './template.js';
+
+/** Inline tables are capped so job data stays small (the claim-check rule). */
+export const MAX_INLINE_TABLE_BYTES = 256 * 1024;
+
+export const InlineTable = z.object({
+  columns: z.array(z.string()).min(1),
+  data: z.array(z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))),
+});
+export type InlineTable = z.infer<typeof InlineTable>;
+
+const URI_RE = /^(file:\/\/|runs:\/|mlflow-artifacts:\/|https?:\/\/)/;
+
+const NO_CONTROL = /^\P{Cc}*$/u;
+const NO_CONTROL_SAYS = 'may not contain NUL, newlines, tabs or other control characters';
+
+export const TaskSpecSchema = z.object({
+  template: z.string().min(1).describe('Registered template name, e.g. gru-forecast'),
+  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  inputs: z
+    .record(
+      z.string(),
+      z.union([
+        z
+          .string()
+          .max(4096, 'is longer than 4096 characters; pass a shorter URI')
+          .regex(URI_RE, 'must be a file://, runs:/, mlflow-artifacts:/ or http(s):// URI'),
+        InlineTable,
+      ]),
+    )
+    .default({}),
+  // No NUL, newlines or other control characters in names (the same rule as validateName).
+  experiment: z.string().min(1).max(500).regex(NO_CONTROL, NO_CONTROL_SAYS).optional(),
+  run_name: z.string().max(250).regex(NO_CONTROL, NO_CONTROL_SAYS).optional(),
+  priority: z.number().int().min(1).max(1000).optional(),
+  timeout_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400)
+    .optional(),
+  attempts: z.number().int().min(1).max(10).default(1),
+  review: z.enum(['none', 'agent', 'policy']).default('none'),
+  force: z.boolean().default(false),
+});
+export type TaskSpec = z.input<typeof TaskSpecSchema>;
+
+export interface NormalizedTask {
+  taskId: string;
+  configHash: string;
+  template: string;
+  params: Record<string, ParamValue>;
+  inputs: Record<string, string | InlineTable>;
+  experiment: string;
+  runName: string;
+  priority?: number;
+  timeoutSeconds: number;
+  attempts: number;
+  review: 'none' | 'agent' | 'policy';
+  retryOnFailure: boolean;
+  enqueuedAt: number;
+}
