@@ -15,6 +15,14 @@ import { normalizeArtifactPath } from '../mlflow/paths.js';
 import { sleep, withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
 import { requireArtifact } from './artifact-check.js';
+import {
+  IDEMPOTENCY_TAG,
+  keepLowest,
+  tagOf,
+  versionsOfModel,
+  versionsOfRun,
+  versionsWithKey,
+} from './model-versions.js';
 import { RW_TAGS } from './tags.js';
 import { LIMITS, validateName } from './validation.js';
 
@@ -45,7 +53,6 @@ export interface RegisterModelResult {
 }
 
 const ALIAS_RE = /^[\w-]+$/;
-const IDEMPOTENCY_TAG = 'runwarden.idempotency_key';
 
 /** Refuse aliases MLflow rejects or reserves, with the same words wherever they are set. */
 export function validateAlias(alias: string): void {
@@ -97,46 +104,6 @@ export async function ensureRegisteredModel(
     { retryable: isTransientUnretried },
   );
 }
-
-/** Every version of `name` from `runId` (all pages). */
-async function versionsOfRun(client: MlflowClient, name: string, runId: string): Promise<ModelVersion[]> {
-  const out: ModelVersion[] = [];
-  let pageToken: string | undefined;
-  do {
-    const page = await ok(
-      client.api.GET('/api/2.0/mlflow/model-versions/search', {
-        params: {
-          query: {
-            filter: `name = '${esc(name)}' AND run_id = '${esc(runId)}'`,
-            max_results: 1000,
-            page_token: pageToken,
-          },
-        },
-      }),
-    );
-    out.push(...(page.model_versions ?? []));
-    pageToken = page.next_page_token;
-  } while (pageToken);
-  return out;
-}
-
-async function versionsOfModel(client: MlflowClient, name: string): Promise<ModelVersion[]> {
-  const out: ModelVersion[] = [];
-  let pageToken: string | undefined;
-  do {
-    const page = await ok(
-      client.api.GET('/api/2.0/mlflow/model-versions/search', {
-        params: { query: { filter: `name = '${esc(name)}'`, max_results: 1000, page_token: pageToken } },
-      }),
-    );
-    out.push(...(page.model_versions ?? []));
-    pageToken = page.next_page_token;
-  } while (pageToken);
-  return out;
-}
-
-const esc = (s: string) => s.replace(/'/g, "\\'");
-const tagOf = (v: ModelVersion, key: string) => v.tags?.find((t) => t.key === key)?.value;
 
 async function waitReady(client: MlflowClient, name: string, version: string, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
@@ -257,52 +224,6 @@ export async function registerModel(
   if (!opts.idempotencyKey) return finish(client, opts, mv, source, true);
   const kept = await keepLowest(client, opts.name, opts.runId, opts.idempotencyKey, mv);
   return finish(client, opts, kept, source, kept.version === mv.version);
-}
-
-/** Versions of `name` from `runId` carrying the idempotency key, lowest version first. */
-async function versionsWithKey(
-  client: MlflowClient,
-  name: string,
-  runId: string,
-  key: string,
-): Promise<ModelVersion[]> {
-  return (await versionsOfRun(client, name, runId))
-    .filter((v) => tagOf(v, IDEMPOTENCY_TAG) === key)
-    .sort((a, b) => Number(a.version) - Number(b.version));
-}
-
-/**
- * After creating `mine` under an idempotency key: concurrent callers with the same key may have
- * created versions too. Keep the lowest (created first, so every caller sees it and keeps the
- * same one), delete the others (a version another caller deleted already is fine).
- */
-async function keepLowest(
-  client: MlflowClient,
-  name: string,
-  runId: string,
-  key: string,
-  mine: ModelVersion,
-): Promise<ModelVersion> {
-  const all = await versionsWithKey(client, name, runId, key);
-  const kept = all[0] ?? mine;
-  for (const extra of all.slice(1)) {
-    try {
-      await ok(
-        client.api.DELETE('/api/2.0/mlflow/model-versions/delete', {
-          body: { name, version: extra.version },
-        }),
-      );
-    } catch (err) {
-      if (!isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')) throw err;
-    }
-  }
-  if (all.length > 1) {
-    client.logger?.info(
-      { name, kept: kept.version, removed: all.slice(1).map((v) => v.version) },
-      'registerModel: concurrent calls with one idempotency key; kept the lowest version',
-    );
-  }
-  return kept;
 }
 
 async function finish(
