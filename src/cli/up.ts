@@ -28,8 +28,11 @@ Ctrl-C. With MLFLOW_TRACKING_URI (or REDIS_URL) set, uses that server instead of
 `;
 
 export function clientSetup(o: { mcpUrl: string; token?: string; trackingUri: string; bin: string }): string {
-  const auth = o.token ? { Authorization: `Bearer ${o.token}` } : undefined;
-  const header = o.token ? ` --header "Authorization: Bearer ${o.token}"` : '';
+  // The token and any credentials in the tracking URI are never printed (terminals get logged):
+  // the snippets name the variable that holds the token instead.
+  const auth = o.token ? { Authorization: 'Bearer <RUNWARDEN_HTTP_TOKEN>' } : undefined;
+  const header = o.token ? ' --header "Authorization: Bearer $RUNWARDEN_HTTP_TOKEN"' : '';
+  const trackingUri = redactUri(o.trackingUri);
   const httpJson = JSON.stringify(
     { mcpServers: { runwarden: { url: o.mcpUrl, ...(auth ? { headers: auth } : {}) } } },
     null,
@@ -38,7 +41,7 @@ export function clientSetup(o: { mcpUrl: string; token?: string; trackingUri: st
   const stdioJson = JSON.stringify(
     {
       mcpServers: {
-        runwarden: { command: 'node', args: [o.bin, 'mcp'], env: { MLFLOW_TRACKING_URI: o.trackingUri } },
+        runwarden: { command: 'node', args: [o.bin, 'mcp'], env: { MLFLOW_TRACKING_URI: trackingUri } },
       },
     },
     null,
@@ -48,7 +51,7 @@ export function clientSetup(o: { mcpUrl: string; token?: string; trackingUri: st
     'Claude Code, over HTTP:',
     `  claude mcp add --transport http runwarden ${o.mcpUrl}${header}`,
     'Claude Code, over stdio:',
-    `  claude mcp add runwarden --env MLFLOW_TRACKING_URI=${o.trackingUri} -- node ${o.bin} mcp`,
+    `  claude mcp add runwarden --env MLFLOW_TRACKING_URI=${trackingUri} -- node ${o.bin} mcp`,
     'Cursor (~/.cursor/mcp.json), over HTTP:',
     httpJson.replace(/^/gm, '  '),
     'Claude Desktop (claude_desktop_config.json), over stdio:',

@@ -4,28 +4,16 @@
  * errors that name REDIS_URL (password redacted) and how to start Redis.
  */
 import type { Redis } from 'ioredis';
-import { RunwardenError } from '../errors/index.js';
+import { RunwardenError, redactUri } from '../errors/index.js';
 
 /** How long a command waits for Redis before it says Redis is unreachable. */
 export const REDIS_CONNECT_TIMEOUT_MS = 5_000;
-
-/** `redis://:***@host:port/db`: the URL with its password (and a lone user name) hidden. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    else if (u.username) u.username = '***';
-    return u.href.replace(/\/$/, '');
-  } catch {
-    return '(REDIS_URL is not a URL)';
-  }
-}
 
 /** Redis could not be reached: names REDIS_URL and the way to start Redis. */
 export function redisUnreachable(redisUrl: string, detail: string, after = ''): RunwardenError {
   return new RunwardenError(
     'REDIS_UNREACHABLE',
-    `cannot reach Redis at REDIS_URL=${redactRedisUrl(redisUrl)} (${detail.slice(0, 200)}). ` +
+    `cannot reach Redis at REDIS_URL=${redactUri(redisUrl)} (${detail.slice(0, 200)}). ` +
       `${after}Start it: \`npm start\` brings up the local stack (MLflow, Redis and the server), or run ` +
       '`redis-server`; or point REDIS_URL at a running Redis.',
   );

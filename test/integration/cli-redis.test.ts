@@ -38,7 +38,7 @@ describe.concurrent('the task CLI without Redis', () => {
       const took = Date.now() - t0;
       expect(r.code, r.err).toBe(1);
       expect(r.err).toContain('REDIS_UNREACHABLE');
-      expect(r.err).toContain('REDIS_URL=redis://:***@127.0.0.1:');
+      expect(r.err).toContain('REDIS_URL=redis://***@127.0.0.1:');
       expect(r.err).toMatch(/npm start/);
       expect(r.err).toMatch(/redis-server/);
       expect(r.err).not.toContain('s3cret-pw');
