@@ -91,14 +91,15 @@ describe('startRun: a create that times out and lands late', () => {
       sweepOutcome = resolve;
     });
     const t0 = Date.now();
-    // Timeout 1 s, create held 8 s: the retry creates the caller's run, startRun returns, and only
-    // then the held create lands; the final sweep is due 1 s + 10 s after the held create was sent.
-    const handle = await (delayFirstConnection(8_000, () =>
+    // Timeout 1 s, create held 12 s (startRun takes 1–5 s on a loaded 2-core machine): the retry
+    // creates the caller's run, startRun returns, and only then the held create lands; the final
+    // sweep is due 1 s + 14 s after the held create was sent.
+    const handle = await (delayFirstConnection(12_000, () =>
       startRun(proxiedClient(1_000), {
         experimentId,
         runName: 'late-create',
         handleSignals: false,
-        lateCreateMarginMs: 10_000,
+        lateCreateMarginMs: 14_000,
         onCreateSweep: (o) => sweepOutcome(o),
       }),
     ) as ReturnType<typeof startRun>);
