@@ -4,9 +4,11 @@
  */
 import { parseArgs } from 'node:util';
 import type { Config } from '../config.js';
+import { capForEcho } from '../errors/index.js';
 import { createLogger } from '../log.js';
 import { mlflowClientFromConfig } from '../mlflow/client.js';
 import { reapExpiredRuns } from '../tracking/reaper.js';
+import { ID_RULES } from '../tracking/validation.js';
 import { parseDuration, UsageError } from './usage.js';
 
 const HELP = `Usage: runwarden reap [--experiment-id ID]... [--include-foreign --older-than 24h] [--dry-run] [--json]
@@ -35,6 +37,13 @@ export async function runReap(argv: string[], config: () => Config): Promise<num
   }
   if (values['include-foreign'] && !values['older-than']) {
     throw new UsageError('--include-foreign needs --older-than (e.g. --older-than 24h)');
+  }
+  for (const id of values['experiment-id'] ?? []) {
+    if (!ID_RULES.experimentId.re.test(id)) {
+      throw new UsageError(
+        `--experiment-id '${capForEcho(id, 40)}' is not an experiment id: use ${ID_RULES.experimentId.says}`,
+      );
+    }
   }
   const cfg = config();
   const client = mlflowClientFromConfig(cfg, createLogger(cfg.logLevel));

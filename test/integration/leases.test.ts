@@ -129,7 +129,7 @@ describe('leases, signals and the reaper', () => {
     expect((await pyGetRun(mlflowUrl, recent)).status).toBe('RUNNING');
   });
 
-  it('runwarden reap: the CLI closes expired runs, prints them as JSON and exits 0; a bad flag exits 2', async () => {
+  it('runwarden reap: the CLI closes expired runs, prints them as JSON and exits 0; a bad flag or experiment id exits 2, its echo capped', async () => {
     const { experimentId } = await getOrCreateExperiment(client, uniqueName('cli-reap'));
     const runId = await rawRun(experimentId, {
       [RW_TAGS.owner]: 'gone@host:1',
@@ -145,5 +145,9 @@ describe('leases, signals and the reaper', () => {
     const bad = await cli(['reap', '--include-foreign']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('--older-than');
+    const badId = await cli(['reap', '--experiment-id', `1' OR '1'='1${'x'.repeat(10_000)}`]);
+    expect(badId.code).toBe(2);
+    expect(badId.err).toContain('--experiment-id');
+    expect(badId.err.length).toBeLessThan(1_000);
   });
 });
