@@ -42,7 +42,7 @@ export async function getExperimentByName(
 }
 
 function usable(exp: Experiment, name: string): Experiment {
-  if (exp.lifecycle_stage === 'deleted') throw new ExperimentDeletedError(exp.experiment_id ?? '?', name);
+  if (exp.lifecycle_stage === 'deleted') throw new ExperimentDeletedError(exp.experiment_id, name);
   return exp;
 }
 
@@ -64,7 +64,7 @@ export async function getOrCreateExperiment(
       const existing = await getExperimentByName(client, name);
       if (existing) {
         const exp = usable(existing, name);
-        return { experimentId: exp.experiment_id!, created: false, experiment: exp };
+        return { experimentId: exp.experiment_id, created: false, experiment: exp };
       }
       try {
         const res = await ok(
@@ -76,7 +76,7 @@ export async function getOrCreateExperiment(
             },
           }),
         );
-        const experimentId = res.experiment_id!;
+        const experimentId = res.experiment_id;
         const got = await ok(
           client.api.GET('/api/2.0/mlflow/experiments/get', {
             params: { query: { experiment_id: experimentId } },
@@ -85,7 +85,7 @@ export async function getOrCreateExperiment(
         return {
           experimentId,
           created: true,
-          experiment: got.experiment ?? { experiment_id: experimentId, name },
+          experiment: got.experiment,
         };
       } catch (err) {
         if (!isMlflowError(err, 'RESOURCE_ALREADY_EXISTS')) throw err;
@@ -93,7 +93,7 @@ export async function getOrCreateExperiment(
         const winner = await getExperimentByName(client, name);
         if (!winner) throw err;
         const exp = usable(winner, name);
-        return { experimentId: exp.experiment_id!, created: false, experiment: exp };
+        return { experimentId: exp.experiment_id, created: false, experiment: exp };
       }
     },
     { retryable: isTransientUnretried },

@@ -119,7 +119,7 @@ export async function compareRuns(client: MlflowClient, runIds: string[]): Promi
   const runs = await Promise.all(
     runIds.map(
       async (id) =>
-        (await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: id } } }))).run!,
+        (await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: id } } }))).run,
     ),
   );
   const out: RunComparison = { runs: [], params: {}, metrics: {}, differingParams: [] };
