@@ -1,0 +1,46 @@
+/**
+ * How an attempt's end is put into words: why it was stopped (the worker's signal: cancellation,
+ * shutdown or a lost queue lock, which wins over the attempt's own timeout) and the close reason
+ * that says so, and how a command's exit reads (`exit code 137 (SIGKILL)`).
+ */
+import { constants as osConstants } from 'node:os';
+import { LOCK_LOST_REASON } from './lock-fence.js';
+
+/** Abort reasons the worker uses. */
+export const SHUTDOWN_REASON = 'runwarden:shutdown';
+
+export type StopKind = 'timeout' | 'shutdown' | 'cancelled' | 'lock-lost';
+
+/**
+ * Why an attempt was stopped: the worker's signal (cancel, shutdown, lost lock) wins over its own
+ * timeout.
+ */
+export function stopKind(signal: AbortSignal, timeout: AbortSignal): StopKind | undefined {
+  if (signal.aborted) {
+    if (signal.reason === SHUTDOWN_REASON) return 'shutdown';
+    return signal.reason === LOCK_LOST_REASON ? 'lock-lost' : 'cancelled';
+  }
+  return timeout.aborted ? 'timeout' : undefined;
+}
+
+export function stopReason(
+  kind: StopKind,
+  ctx: { signal: AbortSignal; lockLostWhy?: () => string | undefined },
+  timeoutSeconds: number,
+) {
+  if (kind === 'timeout') return `timed out after ${timeoutSeconds} s; process group killed`;
+  if (kind === 'shutdown') return 'the worker shut down; the task goes back to the queue';
+  if (kind === 'lock-lost')
+    return `lock lost: this worker lost the task's queue lock (${ctx.lockLostWhy?.() ?? 'not renewed in time'}); the task was re-delivered and this attempt stopped`;
+  return `cancelled: ${String(ctx.signal.reason ?? 'by request')}`;
+}
+
+/** `exit code 2`, or `exit code 137 (SIGKILL)` for a command that died of a signal. */
+export function describeExit(exitCode: number | null, signal: NodeJS.Signals | null): string {
+  if (exitCode === null) return `signal ${signal ?? 'unknown'}`;
+  const name =
+    exitCode > 128
+      ? Object.entries(osConstants.signals).find(([, n]) => n === exitCode - 128)?.[0]
+      : undefined;
+  return name ? `exit code ${exitCode} (${name})` : `exit code ${exitCode}`;
+}

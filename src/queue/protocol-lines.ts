@@ -1,0 +1,95 @@
+/**
+ * An attempt's side of the script's line protocol (src/runners/protocol.ts): each stdout line is
+ * parsed and forwarded. Log lines and progress go to the caller; metrics, params and tags are
+ * stored on the run in order, each retried through an MLflow outage (up to the end deadline). The
+ * chain's promise is returned to the runner, which stops reading stdout while it waits: a full
+ * metric buffer blocks the script on its pipe. A line that still fails is counted (`unstored`),
+ * and the task cannot end FINISHED. Declared artifacts are collected for storeResults.
+ */
+import type { Logger } from '../log.js';
+import { backoffDelay, isTransient, sleep } from '../mlflow/retry.js';
+import { parseLine } from '../runners/protocol.js';
+import type { RunHandle } from '../tracking/run-handle.js';
+import type { TaskEvent } from './attempt-types.js';
+
+/** An artifact the script declared: a workspace path, stored under `dest` (default: its folder). */
+export interface DeclaredArtifact {
+  path: string;
+  dest?: string;
+}
+
+export interface ProtocolLines {
+  /** The runner's stdout callback: a promise (the store chain) for lines stored on the run. */
+  onStdoutLine: (line: string) => Promise<unknown> | undefined;
+  /** The store chain as it stands: settles once every line so far is stored or counted. */
+  drained: () => Promise<unknown>;
+  /** Artifacts the script declared, in order. */
+  declared: DeclaredArtifact[];
+  /** Lines not stored (after their retries), and the first one's error. */
+  unstored: { lines: number; first: string };
+}
+
+export function protocolLines(o: {
+  run: RunHandle;
+  /** How long one line retries through an MLflow outage. */
+  budgetMs: number;
+  /** The latest value of each metric, updated as lines arrive. */
+  latest: Record<string, number>;
+  onEvent: (e: TaskEvent) => void;
+  progress: (fraction: number, message: string, stage: string) => void;
+  log: Logger;
+}): ProtocolLines {
+  const { run, latest } = o;
+  const declared: DeclaredArtifact[] = [];
+  let pending: Promise<unknown> = Promise.resolve();
+  const unstored = { lines: 0, first: '' };
+  const later = (f: () => Promise<unknown>) => {
+    pending = pending
+      .then(() => storeLine(f, run, o.budgetMs))
+      .catch((err: unknown) => {
+        unstored.lines++;
+        unstored.first ||= (err as Error).message;
+        o.log.warn({ err: (err as Error).message }, 'protocol line not stored');
+      });
+    return pending;
+  };
+  const onStdoutLine = (line: string) => {
+    const m = parseLine(line);
+    if (m.kind === 'log' || m.kind === 'invalid') {
+      o.onEvent({
+        type: 'log',
+        stream: 'stdout',
+        line: m.kind === 'invalid' ? `${line}  [runwarden: ${m.error}]` : line,
+      });
+    } else if (m.kind === 'metric') {
+      latest[m.key] = m.value;
+      o.onEvent({ type: 'metric', key: m.key, value: m.value, step: m.step });
+      return later(() => run.logMetric(m.key, m.value, { step: m.step }));
+    } else if (m.kind === 'param') {
+      return later(() => run.logParam(m.key, m.value));
+    } else if (m.kind === 'tag') {
+      return later(() => run.setTag(m.key, m.value));
+    } else if (m.kind === 'progress') {
+      o.progress(m.fraction, m.message ?? '', 'running');
+    } else {
+      declared.push({ path: m.path, dest: m.dest });
+    }
+    return undefined;
+  };
+  return { onStdoutLine, drained: () => pending, declared, unstored };
+}
+
+/** Store one protocol line, retrying transient MLflow failures with backoff until `budgetMs` passed. */
+async function storeLine(f: () => Promise<unknown>, run: RunHandle, budgetMs: number): Promise<unknown> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (err) {
+      if (!isTransient(err) || run.signal.aborted || Date.now() >= deadline) throw err;
+      await sleep(Math.min(deadline - Date.now(), backoffDelay(LINE_RETRY, attempt)));
+    }
+  }
+}
+
+const LINE_RETRY = { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 250, maxDelayMs: 5_000 };
