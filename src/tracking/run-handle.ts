@@ -5,53 +5,30 @@
  * every call and on a heartbeat, and fences: a heartbeat that finds the run closed or taken over
  * detaches the handle (its `signal` aborts, writes are refused with RUN_CLOSED). `end()` drains the
  * buffer through an outage up to a deadline, never overwrites a status someone else set, and may be
- * retried after a failure.
+ * retried after a failure. Its parts: the lease and its fence (run-lease.ts), ending (run-end.ts),
+ * metric points and their buffer (run-metrics.ts), params (run-params.ts).
  */
 import { RunClosedError, ValidationError } from '../errors/index.js';
 import { uploadBytes, uploadPath } from '../mlflow/artifacts.js';
-import { type DatasetInputRequest, type MlflowClient, ok, type Run } from '../mlflow/client.js';
-import { batchBody, chunk, type KeyValue, type MetricPoint, metricRoom, truncate } from './batching.js';
-import { closingTags, type EndOptions } from './close-run.js';
-import { lostRunError, type RunLoss, runLoss } from './fence.js';
-import { MetricBuffer } from './metric-buffer.js';
+import { type DatasetInputRequest, type MlflowClient, ok } from '../mlflow/client.js';
+import { batchBody, chunk, type KeyValue, type MetricPoint, truncate } from './batching.js';
+import type { EndOptions } from './close-run.js';
+import { lostRunError, type RunLoss } from './fence.js';
+import type { MetricBuffer } from './metric-buffer.js';
 import type { OpenRunTracker } from './open-runs.js';
+import { DEFAULT_END_FLUSH_TIMEOUT_MS, type EndingRun, endRun } from './run-end.js';
+import type { RunHandleInit } from './run-handle-init.js';
+import { RunLease } from './run-lease.js';
+import { metricPoint, runMetricBuffer } from './run-metrics.js';
 import { type ParamValue, RunParams } from './run-params.js';
-import { RW_TAGS, type TerminalStatus } from './tags.js';
-import { LIMITS, validateKey, validateMetricValue, validateStep, validateTimestamp } from './validation.js';
+import type { TerminalStatus } from './tags.js';
+import { LIMITS, validateKey } from './validation.js';
 
 export type { EndOptions } from './close-run.js';
+export { DEFAULT_END_FLUSH_TIMEOUT_MS } from './run-end.js';
+export type { RunHandleInit } from './run-handle-init.js';
+export { DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_POINTS } from './run-metrics.js';
 export type { ParamValue } from './run-params.js';
-
-export interface RunHandleInit {
-  client: MlflowClient;
-  runId: string;
-  experimentId: string;
-  runName: string;
-  artifactUri: string;
-  description?: string;
-  leaseMs: number;
-  heartbeatMs: number;
-  flushIntervalMs: number;
-  /** Params already on the run (so same-value re-logging is a no-op). */
-  params?: Record<string, string>;
-  /** The open-run registry tracking this handle; told when the run ended or was detached. */
-  registry?: OpenRunTracker;
-  /** The `runwarden.owner` this handle holds the run as; another owner on the run means it was taken over. */
-  owner?: string;
-  /** Most metric points held in memory; `logMetric` waits when full (default 100,000). */
-  maxBufferedPoints?: number;
-  /** Most estimated bytes of metric points held in memory (default 32 MiB). */
-  maxBufferedBytes?: number;
-  /** How long `end()` keeps retrying to store buffered points before ending FAILED (default 3 min). */
-  endFlushTimeoutMs?: number;
-}
-
-export const DEFAULT_MAX_BUFFERED_POINTS = 100_000;
-export const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_END_FLUSH_TIMEOUT_MS = 180_000;
-
-/** Renew-on-touch at most this often; the heartbeat covers quiet periods. */
-const RENEW_THROTTLE_MS = 1_000;
 
 export class RunHandle {
   readonly runId: string;
@@ -61,15 +38,11 @@ export class RunHandle {
   /** MLflow UI link to this run. */
   readonly url: string;
   private readonly client: MlflowClient;
-  private readonly leaseMs: number;
   private readonly registry?: OpenRunTracker;
-  private readonly owner?: string;
-  private readonly endFlushTimeoutMs: number;
-  private description: string;
   private readonly buffer: MetricBuffer;
   private readonly params: RunParams;
-  private lastRenewedAt = 0;
-  private heartbeat?: NodeJS.Timeout;
+  private readonly lease: RunLease;
+  private readonly ends: EndingRun;
   private _status: 'RUNNING' | TerminalStatus = 'RUNNING';
   /** Set by the first end() call: writes are refused from then on. */
   private closing = false;
@@ -77,8 +50,6 @@ export class RunHandle {
   private ending?: Promise<void>;
   /** Set when the run was found closed or taken over by someone else. */
   private lost?: RunClosedError;
-  /** The close this handle sent, so a retried end() recognises its own closing tags. */
-  private sentClose?: { closedBy: string; status: TerminalStatus };
   private readonly controller = new AbortController();
 
   constructor(init: RunHandleInit) {
@@ -87,10 +58,6 @@ export class RunHandle {
     this.experimentId = init.experimentId;
     this.runName = init.runName;
     this.artifactUri = init.artifactUri;
-    this.description = init.description ?? '';
-    this.leaseMs = init.leaseMs;
-    this.owner = init.owner;
-    this.endFlushTimeoutMs = init.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS;
     this.registry = init.registry;
     this.url = init.client.runUrl(init.experimentId, init.runId);
     this.params = new RunParams({
@@ -99,35 +66,34 @@ export class RunHandle {
       artifactUri: init.artifactUri,
       params: init.params,
       send: (params, tags) => this.logBatch([], params, tags),
-      extraTags: () => this.touchTags(),
+      extraTags: () => this.lease.touchTags(),
     });
-    this.lastRenewedAt = Date.now();
-    // heartbeatMs 0: no heartbeat, the lease lives only as long as callers keep touching the run
-    // (runs started for MCP clients, so a client that goes away lets its run expire).
-    if (init.heartbeatMs > 0) {
-      this.heartbeat = setInterval(() => {
-        this.beat().catch((err) => this.client.logger?.warn({ err, runId: this.runId }, 'heartbeat failed'));
-      }, init.heartbeatMs);
-      this.heartbeat.unref();
-    }
-    this.buffer = new MetricBuffer({
-      send: async (points) => {
-        // Lease tags ride along when a renewal is due, leaving room for fewer metrics.
-        const tags = this.touchTags();
-        const batch = points.slice(0, metricRoom(tags.length));
-        await this.logBatch(batch, [], tags);
-        return batch.length;
+    this.lease = new RunLease({
+      ...init,
+      send: (tags) => this.logBatch([], [], tags),
+      holding: () => this._status === 'RUNNING' && !this.lost,
+      onLost: (loss) => {
+        this.fence(loss);
       },
-      batchSize: LIMITS.maxMetricsPerBatch,
-      intervalMs: init.flushIntervalMs,
-      maxPoints: init.maxBufferedPoints ?? DEFAULT_MAX_BUFFERED_POINTS,
-      maxBytes: init.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
-      onError: (err, pending) =>
-        this.client.logger?.warn(
-          { err, runId: this.runId, pending },
-          'metric flush failed; the points stay buffered and the flush is retried',
-        ),
     });
+    this.buffer = runMetricBuffer({
+      ...init,
+      touchTags: () => this.lease.touchTags(),
+      send: (points, tags) => this.logBatch(points, [], tags),
+    });
+    this.ends = {
+      client: init.client,
+      runId: init.runId,
+      description: init.description ?? '',
+      endFlushTimeoutMs: init.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS,
+      buffer: this.buffer,
+      lease: this.lease,
+      send: (tags) => this.logBatch([], [], tags),
+      lost: () => this.lost,
+      running: () => this._status === 'RUNNING',
+      fence: (loss) => this.fence(loss),
+      finish: (status) => this.finish(status),
+    };
   }
 
   /**
@@ -169,21 +135,6 @@ export class RunHandle {
       throw new RunClosedError(this.runId, this._status === 'RUNNING' ? 'ending' : this._status);
   }
 
-  private leaseTags(now = Date.now()): KeyValue[] {
-    return [
-      { key: RW_TAGS.leaseExpiresAt, value: String(now + this.leaseMs) },
-      { key: RW_TAGS.heartbeatAt, value: String(now) },
-    ];
-  }
-
-  /** Lease tags when a renewal is due, else none (renew-on-touch, throttled). */
-  private touchTags(): KeyValue[] {
-    const now = Date.now();
-    if (now - this.lastRenewedAt < RENEW_THROTTLE_MS) return [];
-    this.lastRenewedAt = now;
-    return this.leaseTags(now);
-  }
-
   private async logBatch(
     metrics: readonly MetricPoint[],
     params: KeyValue[],
@@ -198,36 +149,7 @@ export class RunHandle {
 
   /** Extend the lease now (the heartbeat calls this; so does every write, throttled). */
   async renewLease(): Promise<void> {
-    if (this._status !== 'RUNNING' || this.lost) return;
-    const now = Date.now();
-    this.lastRenewedAt = now;
-    await this.logBatch([], [], this.leaseTags(now));
-  }
-
-  private async readRun(): Promise<Run | undefined> {
-    const res = await ok(
-      this.client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: this.runId } } }),
-    );
-    return res.run;
-  }
-
-  /** One heartbeat: read the run; if it is no longer ours, detach; otherwise renew the lease. */
-  private async beat(): Promise<void> {
-    if (this._status !== 'RUNNING' || this.lost) return;
-    const loss = runLoss(await this.readRun(), this.owner);
-    if (loss && !this.isOwnClose(loss)) {
-      this.fence(loss);
-      return;
-    }
-    await this.renewLease();
-  }
-
-  /** A read that shows the closing tags this handle itself sent (a retried end()). */
-  private isOwnClose(loss: RunLoss): boolean {
-    const sent = this.sentClose;
-    return (
-      !!sent && loss.closedBy === sent.closedBy && (loss.status === 'RUNNING' || loss.status === sent.status)
-    );
+    await this.lease.renew();
   }
 
   /** The run is someone else's now: stop, refuse writes, abort `signal`. */
@@ -262,7 +184,7 @@ export class RunHandle {
       return { key, value: truncate(value, LIMITS.maxTagValueLength) };
     });
     for (const [i, batch] of chunk(tags, LIMITS.maxTagsPerBatch - 2).entries()) {
-      await this.logBatch([], [], i === 0 ? [...batch, ...this.touchTags()] : batch);
+      await this.logBatch([], [], i === 0 ? [...batch, ...this.lease.touchTags()] : batch);
     }
   }
 
@@ -277,14 +199,8 @@ export class RunHandle {
     opts: { step?: number; timestamp?: number } = {},
   ): Promise<void> {
     this.assertOpen();
-    validateKey(`metrics.${key}`, key);
-    validateMetricValue(`metrics.${key}`, value);
-    const step = opts.step ?? 0;
-    const timestamp = opts.timestamp ?? Date.now();
-    validateStep(`metrics.${key}.step`, step);
-    validateTimestamp(`metrics.${key}.timestamp`, timestamp);
     // Waits while the buffer is full, until a flush has stored enough to make room.
-    await this.buffer.push({ key, value, step, timestamp });
+    await this.buffer.push(metricPoint(key, value, opts));
   }
 
   /** Buffer several metrics at one step: `{ loss: 0.3, acc: 0.9 }`. */
@@ -341,7 +257,7 @@ export class RunHandle {
   }
 
   private async touch(): Promise<void> {
-    const tags = this.touchTags();
+    const tags = this.lease.touchTags();
     if (tags.length) await this.logBatch([], [], tags);
   }
 
@@ -352,7 +268,7 @@ export class RunHandle {
    * to): `pending` and `unsentPoints()` say what was not stored.
    */
   detach(status: TerminalStatus, reason?: RunClosedError): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.lease.stop();
     const unsent = this.buffer.pending;
     this.lost ??=
       reason ??
@@ -379,68 +295,16 @@ export class RunHandle {
     if (this.lost) return Promise.reject(this.lost);
     if (this._status !== 'RUNNING') return Promise.resolve();
     this.closing = true;
-    this.ending ??= this.doEnd(status, opts).finally(() => {
+    this.ending ??= endRun(this.ends, status, opts).finally(() => {
       this.ending = undefined;
     });
     return this.ending;
   }
 
-  private async doEnd(status: TerminalStatus, opts: EndOptions): Promise<void> {
-    this.buffer.close(new RunClosedError(this.runId, 'ending'));
-    // The heartbeat keeps the lease alive while the buffer drains through an outage.
-    const { unsent, error: flushErr } = await this.buffer.drainUntil(Date.now() + this.endFlushTimeoutMs);
-    if (this.lost) throw this.lost;
-    if (unsent) {
-      status = 'FAILED';
-      const secs = this.endFlushTimeoutMs / 1000;
-      opts = {
-        ...opts,
-        reason: `${unsent} metric points not stored within ${secs} s: ${(flushErr as Error).message}`,
-      };
-    }
-    try {
-      await this.close(status, opts);
-    } catch (err) {
-      // Given up for now: no heartbeat keeps a run alive that its owner failed to end.
-      if (this._status === 'RUNNING' && this.heartbeat) clearInterval(this.heartbeat);
-      throw err;
-    }
-    if (flushErr) throw flushErr;
-  }
-
-  /** Fence, then send the closing tags and the status. */
-  private async close(status: TerminalStatus, opts: EndOptions): Promise<void> {
-    // Never change the status of a run someone else closed or took over. (MLflow has no
-    // compare-and-set: a close landing between this read and the update below is not seen.)
-    const loss = runLoss(await this.readRun(), this.owner);
-    if (loss && !this.isOwnClose(loss)) throw this.fence(loss);
-    if (loss && loss.status !== 'RUNNING') {
-      // An earlier attempt of ours landed after all.
-      this.finish(loss.status as TerminalStatus);
-      return;
-    }
-    const closedBy = opts.closedBy ?? 'owner';
-    const tags = closingTags(status, { ...opts, closedBy }, this.description);
-    this.sentClose = { closedBy, status };
-    // Both at once (one round trip less per run): MLflow accepts tags on an ended run, and a
-    // refused tag batch must not leave the run RUNNING until the reaper finds it.
-    const [tagged, updated] = await Promise.allSettled([
-      this.logBatch([], [], tags),
-      ok(
-        this.client.api.POST('/api/2.0/mlflow/runs/update', {
-          body: { run_id: this.runId, status, end_time: Date.now() },
-        }),
-      ),
-    ]);
-    if (updated.status === 'rejected') throw updated.reason;
-    this.finish(status);
-    if (tagged.status === 'rejected') throw tagged.reason;
-  }
-
   /** The run is ended: stop the timers and leave the open-run registry. */
   private finish(status: TerminalStatus): void {
     this._status = status;
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.lease.stop();
     this.buffer.stopTimer();
     // Still tracked while the run is not ended (a failed end), so a shutdown tries again.
     this.registry?.untrack(this);
