@@ -8,7 +8,9 @@
  * takes the lock over at once when its owner is dead (same host, pid gone or a zombie), when its
  * owner file went unrefreshed for `REMOTE_LOCK_STALE_MS` (another host, or a reused pid), or when
  * the folder has had no owner file for 10 s (its builder died right after creating it). Takeover
- * renames the folder away, so of two workers taking over the same stale lock only one succeeds.
+ * renames the folder away and then checks that what it moved is the lock it judged stale (same
+ * owner nonce, same folder inode): two workers may judge the same lock stale, and the slower one's
+ * rename can move the fresh lock the faster one just made; that one is renamed back, not deleted.
  * A build (waiting for the lock included) has its own bound, `timeoutMs` (RUNWARDEN_ENV_BUILD_TIMEOUT_MS,
  * default 20 min), apart from the task's training timeout.
  */
@@ -70,6 +72,18 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** What identifies one lock folder: its inode and its owner's nonce (none while it has no owner file). */
+export interface LockIdentity {
+  ino: number;
+  nonce?: string;
+}
+
+async function lockIdentity(dir: string): Promise<LockIdentity | undefined> {
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) return undefined;
+  return { ino: st.ino, nonce: (await readOwner(dir)).owner?.nonce };
+}
+
 async function readOwner(lock: string): Promise<{ owner?: LockOwner; mtimeMs?: number }> {
   const file = path.join(lock, OWNER_FILE);
   try {
@@ -93,6 +107,31 @@ export async function staleLockReason(lock: string, now = Date.now()): Promise<s
   if (now - mtimeMs > REMOTE_LOCK_STALE_MS)
     return `its owner (pid ${owner.pid} on ${owner.host}) has not refreshed it for ${Math.round((now - mtimeMs) / 1000)} s`;
   return undefined;
+}
+
+/**
+ * Take over the lock at `lock` judged stale as `judged` (read before the judgement): rename it
+ * away, and delete it only when what moved is that same lock. A worker that took it over first and
+ * made a fresh lock meanwhile keeps it: the fresh lock is renamed back. True when this call took
+ * the stale lock away.
+ */
+export async function takeOverLock(lock: string, judged: LockIdentity): Promise<boolean> {
+  const away = `${lock}.stale-${randomUUID().slice(0, 8)}`;
+  try {
+    await rename(lock, away);
+  } catch {
+    return false; // gone meanwhile (another worker took it over): try again
+  }
+  const moved = await lockIdentity(away);
+  if (moved && (moved.ino !== judged.ino || moved.nonce !== judged.nonce)) {
+    // Someone else's live lock: put it back. Should a third worker have made a lock in the
+    // meantime (a window of a few system calls), the rename fails and the moved lock's owner
+    // finds, when it ends, that the lock is no longer its own.
+    await rename(away, lock).catch(() => undefined);
+    return false;
+  }
+  await rm(away, { recursive: true, force: true });
+  return true;
 }
 
 /**
@@ -136,24 +175,18 @@ export async function ensurePythonEnv(
     try {
       await mkdir(lock);
       await writeFile(path.join(lock, OWNER_FILE), JSON.stringify(me));
-      break;
+      if ((await readOwner(lock)).owner?.nonce === me.nonce) break;
+      continue; // our fresh lock was moved before its owner file landed: start over
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue; // moved away between mkdir and writeFile: start over
+      if (code !== 'EEXIST') throw err;
     }
     if (existsSync(ready)) return python;
-    const stale = await staleLockReason(lock);
-    if (stale) {
-      // Rename first: of several workers taking over the same lock, only one rename succeeds.
-      const away = `${lock}.stale-${randomUUID().slice(0, 8)}`;
-      if (
-        await rename(lock, away).then(
-          () => true,
-          () => false,
-        )
-      ) {
-        await rm(away, { recursive: true, force: true });
-        opts.onTakeover?.(stale);
-      }
+    const judged = await lockIdentity(lock);
+    const stale = judged && (await staleLockReason(lock));
+    if (judged && stale) {
+      if (await takeOverLock(lock, judged)) opts.onTakeover?.(stale);
       continue;
     }
     await new Promise((r) => setTimeout(r, 500));

@@ -6,12 +6,17 @@
 // RUNWARDEN_ENV_BUILD_TIMEOUT_MS.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Template } from '../../src/queue/templates.js';
-import { ensurePythonEnv, requirementsHash } from '../../src/runners/python-env.js';
+import {
+  ensurePythonEnv,
+  requirementsHash,
+  staleLockReason,
+  takeOverLock,
+} from '../../src/runners/python-env.js';
 
 let root: string;
 let fastPython: string;
@@ -62,10 +67,10 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
-async function writeLock(lock: string, owner: { pid: number; host: string }, ageMs = 0) {
+async function writeLock(lock: string, owner: { pid: number; host: string }, ageMs = 0, nonce = 'other') {
   await mkdir(lock);
   const file = join(lock, 'owner.json');
-  await writeFile(file, JSON.stringify({ ...owner, nonce: 'other', since: Date.now() - ageMs }));
+  await writeFile(file, JSON.stringify({ ...owner, nonce, since: Date.now() - ageMs }));
   const then = new Date(Date.now() - ageMs);
   await utimes(file, then, then);
   await utimes(lock, then, then);
@@ -102,6 +107,22 @@ describe('ensurePythonEnv: build locks and timeout', () => {
     const reasonsB: string[] = [];
     await ensurePythonEnv(b.t, b.cacheDir, { python: fastPython, onTakeover: (r) => reasonsB.push(r) });
     expect(reasonsB).toEqual(['the lock has no owner file']);
+  });
+
+  it('takeOverLock: of two workers that judged the same lock stale, the slower one leaves the fresh lock the faster one made', async () => {
+    const { lock, cacheDir } = await template('double-takeover');
+    await writeLock(lock, { pid: await deadPid(), host: hostname() });
+    // Both C and D read the lock and judge it stale (its builder died).
+    const judged = { ino: (await stat(lock)).ino, nonce: 'other' };
+    expect(await staleLockReason(lock)).toMatch(/is dead$/);
+    // D is faster: it takes the stale lock away and makes its own, live one.
+    expect(await takeOverLock(lock, judged)).toBe(true);
+    await writeLock(lock, { pid: process.pid, host: hostname() }, 0, 'fresh-of-D');
+    // C now acts on its old judgement: it must not take D's live lock away.
+    expect(await takeOverLock(lock, judged)).toBe(false);
+    const owner = JSON.parse(await readFile(join(lock, 'owner.json'), 'utf8')) as { nonce: string };
+    expect(owner.nonce).toBe('fresh-of-D');
+    expect((await readdir(cacheDir)).filter((f) => f.includes('.stale-'))).toEqual([]);
   });
 
   it('ensurePythonEnv: a live builder keeps its lock (another host, refreshed): the waiter times out naming RUNWARDEN_ENV_BUILD_TIMEOUT_MS', async () => {
