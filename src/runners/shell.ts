@@ -126,15 +126,19 @@ function readLines(input: Readable, onLine: (line: string) => unknown) {
     return lines;
   };
   input.setEncoding('utf8');
+  // 'end' can come while a chunk's lines still wait (a paused stream still ends once its buffer
+  // is empty): the last lines are fed after those.
+  let feeding: Promise<void> = Promise.resolve();
   input.on('data', (chunk: string) => {
     partial += chunk;
     const lines = split(false);
     input.pause();
-    void feed(lines).then(() => input.resume());
+    feeding = feed(lines);
+    void feeding.then(() => input.resume());
   });
   const ended = new Promise<void>((resolve) => {
     input.on('end', () => {
-      void feed(split(true)).then(resolve);
+      void feeding.then(() => feed(split(true))).then(resolve);
     });
     input.on('error', () => resolve());
   });

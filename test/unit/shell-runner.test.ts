@@ -171,4 +171,35 @@ describe('runCommand', () => {
     expect(lines.at(-1)).toBe('line 19999 ........................................');
     expect(existsSync(join(dir, 'done.marker'))).toBe(true);
   }, 30_000);
+
+  it('runCommand: when the command exits while a line is still pending, runCommand waits for it: every line is handled once, in order, and in stdout.log before it returns', async () => {
+    const handled: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { opts, dir } = options({
+      onStdoutLine: (line) => {
+        handled.push(line);
+        return line === 'a' ? held : undefined;
+      },
+    });
+    // One write: the whole output is one chunk, so the stream ends while 'a' is still pending.
+    const running = runCommand(['sh', '-c', "printf 'a\\nb\\nc'; touch exited"], opts);
+    let atReturn: string[] | undefined;
+    void running.then(() => {
+      atReturn = [...handled];
+    });
+    await waitFor('the command to exit', () => existsSync(join(dir, 'exited')), { timeoutMs: 10_000 });
+    // Negative check, bounded: the runner must not return while a line is pending.
+    await waitFor('runCommand to return early', () => atReturn !== undefined, { timeoutMs: 1_500 }).catch(
+      () => undefined,
+    );
+    expect(atReturn).toBeUndefined();
+    release();
+    const r = await running;
+    expect(r.exitCode).toBe(0);
+    expect(atReturn).toEqual(['a', 'b', 'c']);
+    expect(readFileSync(join(dir, 'stdout.log'), 'utf8')).toBe('a\nb\nc\n');
+  }, 20_000);
 });
