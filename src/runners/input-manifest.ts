@@ -1,7 +1,7 @@
 /**
  * What a task's inputs were, without their bytes: `inputs.json` in the workspace (and so in
  * `workspace.zip`, which by default carries no copy of the inputs). One entry per input: its name,
- * its URI with any credentials removed (`inline` for an inline table), whether it was a file or a
+ * its URI with its credentials (userinfo, token-like query values) redacted to `***` (`inline` for an inline table), whether it was a file or a
  * folder, its sha256 and its size. A folder's digest is the sha256 of its `sha256sum`-style
  * listing (`<sha256>  <relative path>\n` per file, sorted by path).
  */
@@ -9,12 +9,12 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { redactUri } from '../errors/echo.js';
 import type { InlineTable } from '../model/task-spec.js';
-import { stripCredentials } from './input-policy.js';
 
 export interface InputManifestEntry {
   name: string;
-  /** The URI as given, credentials removed; `inline` for an inline table. */
+  /** The URI as given, credentials redacted (`redactUri`); `inline` for an inline table. */
   uri: string;
   kind: 'file' | 'folder';
   sha256: string;
@@ -73,7 +73,7 @@ export async function inputManifest(
     if (!at) continue;
     out.push({
       name,
-      uri: typeof input === 'string' ? stripCredentials(input) : 'inline',
+      uri: typeof input === 'string' ? redactUri(input) : 'inline',
       ...(await describe(at)),
     });
   }

@@ -5,11 +5,13 @@
  * a folder only when `RUNWARDEN_INPUT_DIRS` allows it. An `http(s)://` input only from a host that
  * `RUNWARDEN_HTTP_INPUT_HOSTS` names (default: none). The queue applies these at enqueue and the
  * worker again when it brings the input in. Every refusal is a `ValidationError` naming the input,
- * the allowed values and the setting to change, with the offending value capped.
+ * the allowed values and the setting to change, with the offending value capped and its
+ * credentials (userinfo, token-like query values) redacted (src/errors/echo.ts).
  */
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { capForEcho, redactUri } from '../errors/echo.js';
 import { ValidationError } from '../errors/index.js';
 
 export interface InputPolicy {
@@ -24,27 +26,6 @@ export interface InputPolicy {
 /** The safe default: files under `<tasksDir>/data`, no folders, no web hosts. */
 export function defaultInputPolicy(tasksDir: string): InputPolicy {
   return { roots: [path.join(path.resolve(tasksDir), 'data')], allowDirs: false, httpHosts: [] };
-}
-
-const MAX_ECHO = 200;
-
-/** A value for an error message: credentials removed, at most 200 characters. */
-export function echo(value: string): string {
-  const clean = stripCredentials(value);
-  return clean.length > MAX_ECHO ? `${clean.slice(0, MAX_ECHO)}… (${clean.length} chars)` : clean;
-}
-
-/** The URI with any `user:password@` removed (and left as is when it is not a URL). */
-export function stripCredentials(uri: string): string {
-  try {
-    const u = new URL(uri);
-    if (!u.username && !u.password) return uri;
-    u.username = '';
-    u.password = '';
-    return u.href;
-  } catch {
-    return uri;
-  }
 }
 
 function inside(real: string, root: string): boolean {
@@ -82,10 +63,16 @@ export async function resolveLocalInput(
   try {
     decoded = rawPath.split('/').map((s) => decodeURIComponent(s));
   } catch {
-    throw new ValidationError(field, `${echo(uri)} is not a valid file:// URI (bad %-escape)`);
+    throw new ValidationError(
+      field,
+      `${capForEcho(redactUri(uri))} is not a valid file:// URI (bad %-escape)`,
+    );
   }
   if (decoded.includes('..')) {
-    throw new ValidationError(field, `${echo(uri)} has a '..' segment; give the file's own absolute path`);
+    throw new ValidationError(
+      field,
+      `${capForEcho(redactUri(uri))} has a '..' segment; give the file's own absolute path`,
+    );
   }
   let abs: string;
   try {
@@ -93,7 +80,7 @@ export async function resolveLocalInput(
   } catch (err) {
     throw new ValidationError(
       field,
-      `${echo(uri)} is not a local file URI (${(err as Error).message}); use file:///absolute/path`,
+      `${capForEcho(redactUri(uri))} is not a local file URI (${(err as Error).message}); use file:///absolute/path`,
     );
   }
   let real: string;
@@ -102,14 +89,14 @@ export async function resolveLocalInput(
   } catch (err) {
     throw new ValidationError(
       field,
-      `${echo(uri)} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the URI or upload the data first`,
+      `${capForEcho(redactUri(uri))} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the URI or upload the data first`,
     );
   }
   if (!(await insideRoots(real, roots))) {
     throw new ValidationError(
       field,
-      `${echo(abs)}${real !== abs ? ` (resolves to ${echo(real)})` : ''} is outside the input roots ` +
-        `(${roots.map(echo).join(', ') || 'none'}); put the file under one of them, or add its folder to ` +
+      `${capForEcho(redactUri(abs))}${real !== abs ? ` (resolves to ${capForEcho(redactUri(real))})` : ''} is outside the input roots ` +
+        `(${roots.map((r) => capForEcho(r)).join(', ') || 'none'}); put the file under one of them, or add its folder to ` +
         'RUNWARDEN_INPUT_ROOTS',
     );
   }
@@ -118,14 +105,17 @@ export async function resolveLocalInput(
     if (!policy.allowDirs) {
       throw new ValidationError(
         field,
-        `${echo(abs)} is a folder; folder inputs are off: pass one file, upload the folder as a run artifact ` +
+        `${capForEcho(redactUri(abs))} is a folder; folder inputs are off: pass one file, upload the folder as a run artifact ` +
           'and pass runs:/<run_id>/<path>, or set RUNWARDEN_INPUT_DIRS=true',
       );
     }
     return { real, isDir: true };
   }
   if (!st.isFile()) {
-    throw new ValidationError(field, `${echo(abs)} is not a regular file (device, FIFO or socket)`);
+    throw new ValidationError(
+      field,
+      `${capForEcho(redactUri(abs))} is not a regular file (device, FIFO or socket)`,
+    );
   }
   return { real, isDir: false };
 }
@@ -142,16 +132,16 @@ export function checkHttpInput(field: string, uri: string, policy: InputPolicy):
   try {
     url = new URL(uri);
   } catch {
-    throw new ValidationError(field, `${echo(uri)} is not a URL`);
+    throw new ValidationError(field, `${capForEcho(redactUri(uri))} is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ValidationError(field, `${echo(uri)} is not an http(s) URL`);
+    throw new ValidationError(field, `${capForEcho(redactUri(uri))} is not an http(s) URL`);
   }
   if (!httpHostAllowed(url, policy)) {
     throw new ValidationError(
       field,
       `http(s) inputs are allowed only from hosts named in RUNWARDEN_HTTP_INPUT_HOSTS ` +
-        `(now: ${policy.httpHosts.map(echo).join(', ') || 'none'}); ${echo(url.host)} is not one. Upload the data ` +
+        `(now: ${policy.httpHosts.map((h) => capForEcho(h)).join(', ') || 'none'}); ${capForEcho(redactUri(url.host))} is not one. Upload the data ` +
         'as a run artifact and pass runs:/<run_id>/<path>, or add the host to RUNWARDEN_HTTP_INPUT_HOSTS',
     );
   }

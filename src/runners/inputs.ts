@@ -12,12 +12,13 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { capForEcho, redactUri, redactUrisIn } from '../errors/echo.js';
 import { RunwardenError, ValidationError } from '../errors/index.js';
 import { artifactBaseUrl, downloadFile, downloadTree, listArtifacts } from '../mlflow/artifacts.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
 import { normalizeArtifactPath } from '../mlflow/paths.js';
 import type { InlineTable } from '../model/task-spec.js';
-import { checkHttpInput, echo, type InputPolicy, insideRoots, resolveLocalInput } from './input-policy.js';
+import { checkHttpInput, type InputPolicy, insideRoots, resolveLocalInput } from './input-policy.js';
 
 type Input = string | InlineTable;
 
@@ -70,7 +71,7 @@ async function fetchNoRedirect(field: string, url: URL, init: RequestInit): Prom
     const to = res.headers.get('location') ?? '?';
     throw new ValidationError(
       field,
-      `${echo(url.href)} answered a redirect (HTTP ${res.status} to ${echo(to)}); redirects are not ` +
+      `${capForEcho(redactUri(url.href))} answered a redirect (HTTP ${res.status} to ${capForEcho(redactUri(to))}); redirects are not ` +
         'followed: pass the final URL (its host must be in RUNWARDEN_HTTP_INPUT_HOSTS)',
     );
   }
@@ -110,7 +111,7 @@ async function checkOne(
     if (err instanceof ValidationError) throw err;
     throw new ValidationError(
       field,
-      `${echo(input)} cannot be read (${echo((err as Error).message)}); fix the URI or upload the data first`,
+      `${capForEcho(redactUri(input))} cannot be read (${capForEcho(redactUrisIn((err as Error).message))}); fix the URI or upload the data first`,
     );
   }
 }
@@ -143,16 +144,17 @@ async function copyConfined(field: string, real: string, roots: string[], target
   } catch (err) {
     throw new ValidationError(
       field,
-      `${echo(real)} changed after it was checked (${(err as NodeJS.ErrnoException).code ?? 'error'}); refused`,
+      `${capForEcho(redactUri(real))} changed after it was checked (${(err as NodeJS.ErrnoException).code ?? 'error'}); refused`,
     );
   }
   try {
-    if (!(await fh.stat()).isFile()) throw new ValidationError(field, `${echo(real)} is not a regular file`);
+    if (!(await fh.stat()).isFile())
+      throw new ValidationError(field, `${capForEcho(redactUri(real))} is not a regular file`);
     const opened = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => undefined);
     if (opened !== undefined && !(await insideRoots(opened, roots))) {
       throw new ValidationError(
         field,
-        `${echo(real)} now resolves to ${echo(opened)}, outside the input roots; refused`,
+        `${capForEcho(redactUri(real))} now resolves to ${capForEcho(redactUri(opened))}, outside the input roots; refused`,
       );
     }
     await pipeline(fh.createReadStream({ autoClose: false }), createWriteStream(target));
@@ -180,12 +182,15 @@ async function copyFolderConfined(
       if (!real || !(await insideRoots(real, roots))) {
         throw new ValidationError(
           field,
-          `${echo(src)} is a symlink leading outside the input roots (or nowhere); refused`,
+          `${capForEcho(redactUri(src))} is a symlink leading outside the input roots (or nowhere); refused`,
         );
       }
       const lst = await lstat(real);
       if (!lst.isFile()) {
-        throw new ValidationError(field, `${echo(src)} is a symlink to a folder; not followed, refused`);
+        throw new ValidationError(
+          field,
+          `${capForEcho(redactUri(src))} is a symlink to a folder; not followed, refused`,
+        );
       }
       await copyConfined(field, real, roots, dest);
     } else if (st.isFile()) {
@@ -247,7 +252,7 @@ export async function materializeInputs(
       const target = path.join(own, path.posix.basename(url.pathname) || name);
       const res = await fetchNoRedirect(field, url, { signal });
       if (!res.ok || !res.body)
-        throw new ValidationError(field, `${echo(input)} answered HTTP ${res.status}`);
+        throw new ValidationError(field, `${capForEcho(redactUri(input))} answered HTTP ${res.status}`);
       await pipeline(Readable.fromWeb(res.body as WebReadableStream), createWriteStream(target));
       out[name] = target;
     }
