@@ -4,7 +4,9 @@
  * as soon as `opts.signal` aborts, without waiting for `fn`. If the run is found closed or taken
  * over by someone else (the handle's fence), the signal `fn` receives aborts, withRun rejects with
  * that RunClosedError at once and leaves the run's status alone. Ending waits for buffered metrics
- * to be stored (up to the handle's end deadline), and a failed end is retried once.
+ * to be stored (up to the handle's end deadline), and a failed end is retried once with the same
+ * status: a run whose `fn` resolved is never ended FAILED because MLflow was unreachable while it
+ * ended (if both tries fail, withRun rejects with the end error and the run's lease expiry closes it).
  */
 import type { MlflowClient } from '../mlflow/client.js';
 import type { EndOptions } from './close-run.js';
@@ -33,11 +35,10 @@ export async function withRun<T>(
     signal.addEventListener('abort', onAbort, { once: true });
   });
   aborted.catch(() => undefined);
+  let result: T;
   try {
-    const result = await Promise.race([Promise.resolve().then(() => fn(run, signal)), aborted]);
+    result = await Promise.race([Promise.resolve().then(() => fn(run, signal)), aborted]);
     if (signal.aborted) throw signal.reason;
-    await endOnce(run, 'FINISHED');
-    return result;
   } catch (err) {
     // Lost to someone else: nothing to end (end() would refuse anyway); report who closed it.
     if (run.signal.aborted) throw run.signal.reason;
@@ -51,6 +52,9 @@ export async function withRun<T>(
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
+  // `fn` resolved: FINISHED is the run's true status, and the only one tried (a lost run rejects).
+  await endOnce(run, 'FINISHED');
+  return result;
 }
 
 /** end(), tried a second time after a failure (e.g. MLflow briefly unreachable); the second error wins. */
