@@ -103,14 +103,15 @@ describe('the lease is a fence', () => {
     const { proxy, client } = await proxiedClient();
     const run = await startRun(client, { experimentId, handleSignals: false, endFlushTimeoutMs: 1_000 });
     handles.push(run);
-    for (let i = 0; i < 50; i++) await run.logMetric('loss', i, { step: i });
-    await run.flush();
-
     await proxy.setMode('refuse');
+    // Logged during the outage: still in the buffer when the first end() fails.
+    for (let i = 0; i < 50; i++) await run.logMetric('loss', i, { step: i });
     const err = await run.end('FINISHED').catch((e: unknown) => e);
     expect((err as { code?: string }).code).toBe('MLFLOW_UNREACHABLE');
     expect(run.status).toBe('RUNNING');
     expect((await pyGetRun(mlflowUrl, run.runId)).status).toBe('RUNNING');
+    // None stored yet: the final count below proves the retried end() sent them.
+    expect(await pyMetricHistory(mlflowUrl, run.runId, 'loss')).toHaveLength(0);
 
     await proxy.setMode('pass');
     await run.end('FINISHED');
