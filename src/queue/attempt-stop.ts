@@ -35,6 +35,21 @@ export function stopReason(
   return `cancelled: ${String(ctx.signal.reason ?? 'by request')}`;
 }
 
+/**
+ * Whether the attempt lost its task (its outcome is then `lock-lost`: no task record, no end
+ * event): the worker's signal says the queue lock was lost, or the run was closed by someone else
+ * (another attempt settled it as superseded) and the worker cannot confirm it still holds the lock.
+ * Without a lock to confirm (an attempt run outside a queue) a run closed elsewhere is a failure.
+ */
+export async function lostTask(
+  ctx: { signal: AbortSignal; confirmLock?: () => Promise<boolean> },
+  runSignal: AbortSignal,
+): Promise<boolean> {
+  if (ctx.signal.aborted && ctx.signal.reason === LOCK_LOST_REASON) return true;
+  if (!runSignal.aborted || !ctx.confirmLock) return false;
+  return !(await ctx.confirmLock());
+}
+
 /** `exit code 2`, or `exit code 137 (SIGKILL)` for a command that died of a signal. */
 export function describeExit(exitCode: number | null, signal: NodeJS.Signals | null): string {
   if (exitCode === null) return `signal ${signal ?? 'unknown'}`;

@@ -61,7 +61,8 @@ export interface AttemptOutcome {
   /**
    * `completed` (this attempt's run, or an earlier attempt's FINISHED run: `runId` says which),
    * `failed`, `timeout`, `cancelled`, `shutdown`, `lock-lost` (the worker lost the task's queue
-   * lock: the run ended KILLED and the task belongs to whoever holds the lock now).
+   * lock: the run ended KILLED, or FAILED if the next attempt closed it as superseded first, and
+   * the task belongs to whoever holds the lock now).
    */
   kind: 'completed' | 'failed' | 'timeout' | 'cancelled' | 'shutdown' | 'lock-lost';
   runId: string;

@@ -23,7 +23,7 @@ import { createWorkspace, renderCommand, writeConfig } from '../runners/workspac
 import { DEFAULT_END_FLUSH_TIMEOUT_MS, type RunHandle } from '../tracking/run-handle.js';
 import { startRun } from '../tracking/start-run.js';
 import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
-import { describeExit, stopKind, stopReason } from './attempt-stop.js';
+import { describeExit, lostTask, stopKind, stopReason } from './attempt-stop.js';
 import type { AttemptContext, AttemptOutcome, AttemptSettings } from './attempt-types.js';
 import { type FinishedAttempt, finishedAttempt, settleEarlierAttempts } from './earlier-attempts.js';
 import { experimentIdFor, forgetExperimentId } from './experiment-ids.js';
@@ -231,7 +231,18 @@ export async function runAttempt(
     });
     phase('endRun');
   } catch (err) {
-    if (run.status !== 'RUNNING' && run.status !== status) {
+    if (await lostTask(ctx, run.signal)) {
+      // The task is someone else's now (the run may already be closed as superseded): whatever
+      // this end did, the outcome is lock-lost, so the worker writes no record or end event.
+      kind = 'lock-lost';
+      const why = stopReason('lock-lost', ctx, task.timeoutSeconds);
+      if (run.status === 'RUNNING') {
+        [status, reason] = ['KILLED', `${why} (${(err as Error).message})`];
+        await run.end('KILLED', { reason, closedBy: 'worker' }).catch(() => undefined);
+      } else {
+        [status, reason] = [run.status, `${why}; run ended ${run.status}: ${(err as Error).message}`];
+      }
+    } else if (run.status !== 'RUNNING' && run.status !== status) {
       // Another status than meant: metric points not stored by the end deadline (the run ended
       // FAILED saying how many), or the run was closed by someone else (the fence).
       [status, kind] = [run.status, 'failed'];

@@ -1,8 +1,10 @@
 // Who decides a task's result when attempts overlap, against the real MLflow with `runAttempt`
 // in this process (no Redis needed): a later attempt of a task whose earlier attempt already
 // FINISHED completes from that run without training again; an attempt that finishes while another
-// attempt's run is already FINISHED ends KILLED as a duplicate and reports the earlier run; and an
-// attempt whose worker no longer holds the queue lock ends KILLED naming the lost lock.
+// attempt's run is already FINISHED ends KILLED as a duplicate and reports the earlier run; an
+// attempt whose worker no longer holds the queue lock ends KILLED naming the lost lock; and an
+// attempt that lost its lock after the next attempt already closed its run (superseded) reports
+// lock-lost, not failed, and leaves that close alone.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +14,10 @@ import { getOrCreateExperiment, RW_TAGS, startRun } from '../../src/index.js';
 import { createLogger } from '../../src/log.js';
 import { type AttemptContext, runAttempt } from '../../src/queue/attempt.js';
 import { attemptSettings } from '../../src/queue/from-config.js';
+import { LOCK_LOST_REASON } from '../../src/queue/lock-fence.js';
 import { normalizeSpec } from '../../src/queue/spec.js';
 import { loadTemplate } from '../../src/queue/templates.js';
+import { closeRun } from '../../src/tracking/close-run.js';
 import { testClient, uniqueName } from '../support/clients.js';
 import { pyGetRun } from '../support/python.js';
 import { fixtureTasksDir, tag, taskRuns } from '../support/tasks.js';
@@ -113,5 +117,40 @@ describe.concurrent('attempts that overlap', () => {
     expect(run.tags[RW_TAGS.closeReason]).toBe(
       "lock lost: this worker lost the task's queue lock (another worker holds the lock now); the task was re-delivered and this attempt stopped",
     );
+  });
+
+  it('an attempt whose lock was lost after the next attempt closed its run as superseded reports lock-lost (no task record, no end event), and the superseded close stands', async () => {
+    const { settings, task, ctx } = await setup();
+    const lock = new AbortController();
+    let closing: Promise<void> | undefined;
+    let ctxRunId = '';
+    const out = await runAttempt(
+      client,
+      settings,
+      { ...task, params: { ...task.params, epochs: 30, sleep_ms: 200 } },
+      ctx(1, {
+        signal: lock.signal,
+        confirmLock: async () => false,
+        lockLostWhy: () => 'another worker holds the lock now',
+        // At the first metric: attempt 2 (another worker) settles this run as superseded, then
+        // this worker's fence finds its lock gone.
+        onRunStarted: async (_experimentId, runId) => {
+          ctxRunId = runId;
+        },
+        onEvent: (e) => {
+          if (e.type !== 'metric' || closing) return;
+          closing = closeRun(client, ctxRunId, 'FAILED', {
+            closedBy: 'worker',
+            reason: 'superseded: worker lost (attempt 1 was replaced by attempt 2)',
+          }).then(() => lock.abort(LOCK_LOST_REASON));
+        },
+      }),
+      log,
+    );
+    await closing;
+    expect(out).toMatchObject({ kind: 'lock-lost', status: 'FAILED' });
+    const run = await pyGetRun(mlflowUrl, out.runId);
+    expect(run.status).toBe('FAILED');
+    expect(run.tags[RW_TAGS.closeReason]).toMatch(/^superseded: worker lost/);
   });
 });
