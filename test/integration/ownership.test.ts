@@ -54,7 +54,7 @@ async function libraryRunKilledMinus9(experimentId: string, leaseMs: number) {
 }
 
 describe('ownership: a process closes only the runs it owns', () => {
-  it("stdio: when one server's client disconnects, another server's run it wrote to stays RUNNING and a run already FINISHED stays FINISHED", async () => {
+  it("stdio: when one server's client disconnects, it ends its own run KILLED, while another server's run it wrote to stays RUNNING and a run already FINISHED stays FINISHED", async () => {
     // Both servers share RUNWARDEN_OWNER: their owner ids still differ (per-runtime nonce).
     const env = { MLFLOW_TRACKING_URI: mlflowUrl, RUNWARDEN_OWNER: 'shared-agent-host' };
     const a = await stdioClient(env);
@@ -66,6 +66,8 @@ describe('ownership: a process closes only the runs it owns', () => {
       // B adopts both of A's runs through ordinary tool calls.
       for (const run_id of [live.run_id, done.run_id])
         await call(b.client, 'log_metrics', { run_id, metrics: [{ key: 'from_b', value: 1, step: 1 }] });
+      // B owns a run of its own (the positive control: B's shutdown must close this one).
+      const ownOfB = await call<{ run_id: string }>(b.client, 'start_run', { experiment_name });
       // A ends one of them FINISHED; B still holds a handle on it.
       await call(a.client, 'end_run', { run_id: done.run_id, status: 'FINISHED' });
 
@@ -85,6 +87,9 @@ describe('ownership: a process closes only the runs it owns', () => {
       await b.client.close();
       await bExited;
 
+      const bRun = await pyGetRun(mlflowUrl, ownOfB.run_id);
+      expect(bRun.status).toBe('KILLED');
+      expect(bRun.tags[RW_TAGS.closedBy]).toBe('mcp-server');
       const liveRun = await pyGetRun(mlflowUrl, live.run_id);
       expect(liveRun.status).toBe('RUNNING');
       expect(liveRun.tags[RW_TAGS.closedBy]).toBeUndefined();
