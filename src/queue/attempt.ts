@@ -113,6 +113,7 @@ export async function runAttempt(
   let reason = 'attempt did not complete';
   let exitCode: number | null = null;
   let decidedBy: FinishedAttempt | undefined;
+  const endFlushMs = settings.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS;
   const latest: Record<string, number> = {};
   try {
     await ctx.onRunStarted(experimentId, run.runId);
@@ -145,7 +146,7 @@ export async function runAttempt(
     // Protocol lines are stored in order, each retried through an MLflow outage (protocol-lines.ts).
     const lines = protocolLines({
       run,
-      budgetMs: settings.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS,
+      budgetMs: endFlushMs,
       latest,
       onEvent: (e) => ctx.onEvent(e),
       progress,
@@ -179,7 +180,8 @@ export async function runAttempt(
     });
     phase('command');
     if (result.logError) log.warn({ err: result.logError }, 'the command log is incomplete');
-    await lines.drained();
+    // One deadline for every line still waiting, from the command's end (killed or not).
+    await lines.drainedBy(Date.now() + endFlushMs);
     exitCode = result.exitCode;
     progress(1, 'storing results', 'finishing');
     const resultTags = await storeResults(client, run, ws, template, lines.declared, exitCode, log, {

@@ -4,7 +4,10 @@
  * stored on the run in order, each retried through an MLflow outage (up to the end deadline). The
  * chain's promise is returned to the runner, which stops reading stdout while it waits: a full
  * metric buffer blocks the script on its pipe. A line that still fails is counted (`unstored`),
- * and the task cannot end FINISHED. Declared artifacts are collected for storeResults.
+ * and the task cannot end FINISHED. Once the command has ended, the whole chain shares one deadline
+ * (`drainedBy`): lines still waiting then (a metric blocked on a full buffer, params retrying
+ * through an outage) are counted as unstored and no longer waited for; ending the run rejects them.
+ * Declared artifacts are collected for storeResults.
  */
 import type { Logger } from '../log.js';
 import { backoffDelay, isTransient, sleep } from '../mlflow/retry.js';
@@ -21,8 +24,11 @@ export interface DeclaredArtifact {
 export interface ProtocolLines {
   /** The runner's stdout callback: a promise (the store chain) for lines stored on the run. */
   onStdoutLine: (line: string) => Promise<unknown> | undefined;
-  /** The store chain as it stands: settles once every line so far is stored or counted. */
-  drained: () => Promise<unknown>;
+  /**
+   * Wait for the store chain until `deadlineMs` (epoch ms), which from now on also bounds every
+   * line's retries. False if lines were still waiting then: they are counted in `unstored`.
+   */
+  drainedBy: (deadlineMs: number) => Promise<boolean>;
   /** Artifacts the script declared, in order. */
   declared: DeclaredArtifact[];
   /** Lines not stored (after their retries), and the first one's error. */
@@ -43,15 +49,44 @@ export function protocolLines(o: {
   const declared: DeclaredArtifact[] = [];
   let pending: Promise<unknown> = Promise.resolve();
   const unstored = { lines: 0, first: '' };
+  // The shared deadline (set once the command ended), lines not yet settled, and whether the
+  // attempt stopped waiting for them (they were counted then, not again when they fail).
+  let cutoff = Number.POSITIVE_INFINITY;
+  let waiting = 0;
+  let abandoned = false;
   const later = (f: () => Promise<unknown>) => {
+    waiting++;
     pending = pending
-      .then(() => storeLine(f, run, o.budgetMs))
-      .catch((err: unknown) => {
-        unstored.lines++;
-        unstored.first ||= (err as Error).message;
-        o.log.warn({ err: (err as Error).message }, 'protocol line not stored');
-      });
+      .then(() => storeLine(f, run, o.budgetMs, () => cutoff))
+      .then(
+        () => {
+          waiting--;
+        },
+        (err: unknown) => {
+          waiting--;
+          if (abandoned) return;
+          unstored.lines++;
+          unstored.first ||= (err as Error).message;
+          o.log.warn({ err: (err as Error).message }, 'protocol line not stored');
+        },
+      );
     return pending;
+  };
+  const drainedBy = async (deadlineMs: number) => {
+    cutoff = deadlineMs;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), Math.max(0, deadlineMs - Date.now()));
+    });
+    const done = await Promise.race([pending.then(() => true as const), late]);
+    clearTimeout(timer);
+    if (!done && waiting) {
+      abandoned = true;
+      unstored.lines += waiting;
+      unstored.first ||= `not stored within ${o.budgetMs / 1000} s of the command's end`;
+      o.log.warn({ lines: waiting }, 'protocol lines not stored by the deadline');
+    }
+    return done || !waiting;
   };
   const onStdoutLine = (line: string) => {
     const m = parseLine(line);
@@ -76,20 +111,30 @@ export function protocolLines(o: {
     }
     return undefined;
   };
-  return { onStdoutLine, drained: () => pending, declared, unstored };
+  return { onStdoutLine, drainedBy, declared, unstored };
 }
 
-/** Store one protocol line, retrying transient MLflow failures with backoff until `budgetMs` passed. */
-async function storeLine(f: () => Promise<unknown>, run: RunHandle, budgetMs: number): Promise<unknown> {
-  const deadline = Date.now() + budgetMs;
+/**
+ * Store one protocol line, retrying transient MLflow failures with backoff until `budgetMs` passed
+ * or the chain's shared deadline (`cutoff()`), whichever comes first.
+ */
+async function storeLine(
+  f: () => Promise<unknown>,
+  run: RunHandle,
+  budgetMs: number,
+  cutoff: () => number,
+): Promise<unknown> {
+  const own = Date.now() + budgetMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await f();
     } catch (err) {
+      const deadline = Math.min(own, cutoff());
       if (!isTransient(err) || run.signal.aborted || Date.now() >= deadline) throw err;
       await sleep(Math.min(deadline - Date.now(), backoffDelay(LINE_RETRY, attempt)));
     }
   }
 }
+
 
 const LINE_RETRY = { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 250, maxDelayMs: 5_000 };
