@@ -27,6 +27,7 @@ import {
   taskEnv,
   taskRuns,
   type WorkerEnv,
+  waitFor,
   waitForChildPid,
   waitForTaskState,
   zipEntries,
@@ -164,8 +165,14 @@ describe('task lifecycle with a worker process', () => {
     expect(
       (await pyListArtifacts(mlflowUrl, runs[0]!.info!.run_id!, 'logs')).map((a) => a.path).sort(),
     ).toEqual(['logs/stderr.log', 'logs/stdout.log']);
-    // Still failed and still one run a while later: the template does not retry failures.
-    await new Promise((r) => setTimeout(r, 2_000));
+    // No retry can follow: BullMQ itself moves the job to 'failed' (its last state; a job with
+    // attempts left would go to 'delayed' or 'waiting' instead), after one attempt of the three.
+    const job = await waitFor('BullMQ to settle the job', async () => {
+      const j = await queue.queue.getJob(task.taskId);
+      return j?.finishedOn ? j : undefined;
+    });
+    expect(await job.getState()).toBe('failed');
+    expect(job.attemptsMade).toBe(1);
     expect((await queue.get(task.taskId))?.state).toBe('failed');
     expect(await taskRuns(client, experiment, task.taskId)).toHaveLength(1);
   });
