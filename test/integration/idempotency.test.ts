@@ -72,12 +72,19 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 const proxiedClient = (timeoutMs: number, maxRetries = 5) =>
   createMlflowClient({ trackingUri: proxy.url, timeoutMs, retry: { baseDelayMs: 50, maxRetries } });
 
-/** Hold the next connection (the create) for `delayMs`, then pass everything else untouched. */
-async function delayFirstConnection(delayMs: number, started: () => Promise<unknown>) {
+/**
+ * Hold the next connection (the create) until `started` has settled, then let it land; everything
+ * after it passes untouched. So the held create lands after the call returned, however long it took.
+ */
+async function holdFirstConnectionUntilSettled<T>(started: () => Promise<T>): Promise<T> {
+  let settled: () => void = () => undefined;
+  const until = new Promise<void>((resolve) => {
+    settled = resolve;
+  });
   const before = proxy.stats().accepted;
-  await proxy.setMode('delay', { delayMs, outliveClient: true });
+  await proxy.setMode('delay', { until, outliveClient: true });
   const pending = started();
-  pending.catch(() => undefined);
+  pending.then(settled, settled);
   await waitFor('the create to reach the proxy', () => proxy.stats().accepted > before, { intervalMs: 20 });
   await proxy.setMode('pass');
   return pending;
@@ -91,10 +98,10 @@ describe('startRun: a create that times out and lands late', () => {
       sweepOutcome = resolve;
     });
     const t0 = Date.now();
-    // Timeout 1 s, create held 12 s (startRun takes 1–5 s on a loaded 2-core machine): the retry
-    // creates the caller's run, startRun returns, and only then the held create lands; the final
-    // sweep is due 1 s + 14 s after the held create was sent.
-    const handle = await (delayFirstConnection(12_000, () =>
+    // Timeout 1 s, create held until startRun has returned: the retry creates the caller's run,
+    // startRun returns, and only then the held create lands; the final sweep is due 1 s + 14 s
+    // after the held create was sent (startRun takes 1–5 s on a loaded 2-core machine).
+    const handle = await holdFirstConnectionUntilSettled(() =>
       startRun(proxiedClient(1_000), {
         experimentId,
         runName: 'late-create',
@@ -102,7 +109,7 @@ describe('startRun: a create that times out and lands late', () => {
         lateCreateMarginMs: 14_000,
         onCreateSweep: (o) => sweepOutcome(o),
       }),
-    ) as ReturnType<typeof startRun>);
+    );
     const startMs = Date.now() - t0;
     const requestId = (await pyGetRun(mlflowUrl, handle.runId)).tags[REQUEST_ID_TAG]!;
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);

@@ -7,8 +7,9 @@
 //
 // Modes:
 //   pass         forward both ways untouched
-//   delay        wait `delayMs` before forwarding the request (then forward untouched);
-//                with `outliveClient` the request lands even when the client timed out meanwhile
+//   delay        wait `delayMs` (or until the `until` promise settles) before forwarding the
+//                request (then forward untouched); with `outliveClient` the request lands even
+//                when the client timed out meanwhile
 //   hang         accept, read, never answer, never close (until the mode changes or close())
 //   http503      answer every request with 503 Service Unavailable and close
 //   reset        accept, then destroy the socket with RST
@@ -20,6 +21,8 @@ export type FaultMode = 'pass' | 'delay' | 'hang' | 'http503' | 'reset' | 'refus
 
 export interface FaultOptions {
   delayMs?: number;
+  /** 'delay' only: hold each request until this settles (instead of `delayMs`). */
+  until?: Promise<unknown>;
   dropAfterBytes?: number;
   /** Also apply 'hang'/'reset'/'refuse' to connections already open. */
   existing?: boolean;
@@ -96,7 +99,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const forwardRequest = () => client.pipe(upstream, { end: !outlive });
     if (mode === 'delay') {
       client.pause();
-      setTimeout(forwardRequest, opts.delayMs ?? 1_000);
+      if (opts.until) void opts.until.finally(forwardRequest);
+      else setTimeout(forwardRequest, opts.delayMs ?? 1_000);
     } else {
       forwardRequest();
     }
