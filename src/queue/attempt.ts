@@ -27,7 +27,7 @@ import { describeExit, lostTask, stopKind, stopReason } from './attempt-stop.js'
 import type { AttemptContext, AttemptOutcome, AttemptSettings } from './attempt-types.js';
 import { type FinishedAttempt, finishedAttempt, settleEarlierAttempts } from './earlier-attempts.js';
 import { experimentIdFor, forgetExperimentId } from './experiment-ids.js';
-import { protocolLines } from './protocol-lines.js';
+import { flushUntil, protocolLines } from './protocol-lines.js';
 import { templateDefaultInputs } from './spec.js';
 import { storeResults } from './store-results.js';
 import { loadTemplate } from './templates.js';
@@ -205,6 +205,11 @@ export async function runAttempt(
     if (status === 'FINISHED' && lines.unstored.lines) {
       [status, kind] = ['FAILED', 'failed'];
       reason = `${lines.unstored.lines} protocol lines (metrics, params, tags) not stored: ${lines.unstored.first}`;
+    }
+    if (status === 'FINISHED' && !(await flushUntil(run, Date.now() + endFlushMs))) {
+      // The points are stored before the lock is confirmed, so the confirmation is the last word.
+      [status, kind] = ['FAILED', 'failed'];
+      reason = `${run.pending} metric points not stored within ${endFlushMs / 1000} s: ${(run.flushError as Error | undefined)?.message ?? 'MLflow unreachable'}`;
     }
     if (status === 'FINISHED') {
       // Success is reported only by the worker that still holds the task, and only if no other

@@ -136,5 +136,20 @@ async function storeLine(
   }
 }
 
+/**
+ * Store the run's buffered metric points, retrying transient failures with backoff until
+ * `deadlineMs` (epoch ms). True once the buffer is empty; false if points were still unstored then.
+ */
+export async function flushUntil(run: RunHandle, deadlineMs: number): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await run.flush();
+      if (!run.pending) return true;
+    } catch (err) {
+      if (!isTransient(err) || run.signal.aborted || Date.now() >= deadlineMs) return false;
+      await sleep(Math.min(Math.max(0, deadlineMs - Date.now()), backoffDelay(LINE_RETRY, attempt)));
+    }
+  }
+}
 
 const LINE_RETRY = { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 250, maxDelayMs: 5_000 };

@@ -4,7 +4,8 @@
 // attempt's run is already FINISHED ends KILLED as a duplicate and reports the earlier run; an
 // attempt whose worker no longer holds the queue lock ends KILLED naming the lost lock; and an
 // attempt that lost its lock after the next attempt already closed its run (superseded) reports
-// lock-lost, not failed, and leaves that close alone.
+// lock-lost, not failed, and leaves that close alone; and the lock is confirmed only after the
+// run's metric points are stored (a drain through an outage cannot outlast the confirmation).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import { normalizeSpec } from '../../src/queue/spec.js';
 import { loadTemplate } from '../../src/queue/templates.js';
 import { closeRun } from '../../src/tracking/close-run.js';
 import { testClient, uniqueName } from '../support/clients.js';
-import { pyGetRun } from '../support/python.js';
+import { pyGetRun, pyMetricHistory } from '../support/python.js';
 import { fixtureTasksDir, tag, taskRuns } from '../support/tasks.js';
 
 const mlflowUrl = inject('mlflowUrl');
@@ -152,5 +153,29 @@ describe.concurrent('attempts that overlap', () => {
     const run = await pyGetRun(mlflowUrl, out.runId);
     expect(run.status).toBe('FAILED');
     expect(run.tags[RW_TAGS.closeReason]).toMatch(/^superseded: worker lost/);
+  });
+
+  it('an attempt that succeeds confirms its queue lock only after every metric point is stored, so the drain cannot outlast the confirmation', async () => {
+    const { settings, task, ctx } = await setup();
+    let runId = '';
+    let storedAtConfirm = -1;
+    const out = await runAttempt(
+      client,
+      // No background flush during the attempt: the points wait in the buffer until the end.
+      { ...settings, flushIntervalMs: 600_000 },
+      { ...task, params: { ...task.params, epochs: 5 } },
+      ctx(1, {
+        onRunStarted: async (_experimentId, id) => {
+          runId = id;
+        },
+        confirmLock: async () => {
+          storedAtConfirm = (await pyMetricHistory(mlflowUrl, runId, 'val_loss')).length;
+          return true;
+        },
+      }),
+      log,
+    );
+    expect(out).toMatchObject({ kind: 'completed', status: 'FINISHED' });
+    expect(storedAtConfirm).toBe(5);
   });
 });
