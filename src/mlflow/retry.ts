@@ -42,19 +42,26 @@ export function parseRetryAfter(value: string | null | undefined): number | unde
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
-export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve, reject) => {
+/**
+ * Resolve after `ms`; with `signal`, reject with its reason as soon as it aborts (at once when it
+ * already has). `unref` lets the process exit while the timer runs. The one sleep of the code
+ * base: callers that want an abort to end the wait quietly add `.catch(() => undefined)`.
+ */
+export function sleep(ms: number, signal?: AbortSignal, opts: { unref?: boolean } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const t = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
+    if (opts.unref) t.unref();
     const onAbort = () => {
       clearTimeout(t);
       reject(signal?.reason);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
 
 export interface RetryHooks {
   /** Called before each retry with the error that caused it. */

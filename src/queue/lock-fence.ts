@@ -11,6 +11,7 @@
  * result is reported, retrying until that point.
  */
 import type { Job } from 'bullmq';
+import { sleep } from '../mlflow/retry.js';
 
 /** Abort reason of an attempt whose worker lost the task's queue lock. */
 export const LOCK_LOST_REASON = 'runwarden:lock-lost';
@@ -24,8 +25,6 @@ export interface LockFence {
   confirm(): Promise<boolean>;
   stop(): void;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export function startLockFence(
   job: Pick<Job, 'extendLock' | 'processedOn'>,
@@ -95,9 +94,10 @@ export function startLockFence(
           check();
           break;
         }
-        const ok = await Promise.race([renew(), sleep(left).then(() => false)]);
+        const ok = await Promise.race([renew(), sleep(left, undefined, { unref: true }).then(() => false)]);
         if (ok) return true;
-        if (!why) await sleep(Math.min(250, Math.max(0, deadline() - Date.now())));
+        if (!why)
+          await sleep(Math.min(250, Math.max(0, deadline() - Date.now())), undefined, { unref: true });
       }
       return false;
     },

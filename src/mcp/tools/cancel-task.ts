@@ -4,10 +4,10 @@
  * finished task changes nothing.
  */
 import { z } from 'zod';
+import { sleep } from '../../mlflow/retry.js';
 import { isTerminal } from '../../queue/task-queue.js';
 import { defineTool } from './define.js';
 import { tasksOf } from './get-task.js';
-import { sleep } from './wait-for-task.js';
 
 /** How long cancel_task waits for a running task's worker to stop it. */
 const SETTLE_MS = 10_000;
@@ -40,7 +40,7 @@ export const cancelTaskTool = defineTool({
       Date.now() < deadline &&
       !extra.signal.aborted
     ) {
-      await sleep(Math.min(ctx.settings.taskPollMs ?? 500, 500), extra.signal);
+      await sleep(Math.min(ctx.settings.taskPollMs ?? 500, 500), extra.signal).catch(() => undefined);
       info = (await tasks.get(args.task_id)) ?? info;
     }
     const structured = {

@@ -4,6 +4,7 @@
  * least every heartbeat while it waits. Returns the task's state whether or not it finished.
  */
 import { z } from 'zod';
+import { sleep } from '../../mlflow/retry.js';
 import { isTerminal, type TaskInfo } from '../../queue/task-queue.js';
 import { defineTool, type ToolExtra } from './define.js';
 import { describeTask, getTaskInfo, taskShape, tasksOf, toTaskOutput } from './get-task.js';
@@ -19,19 +20,6 @@ const pick = (o: ReturnType<typeof toTaskOutput>) => ({
   metrics: o.metrics,
   reason: o.reason,
 });
-
-/** Resolve after `ms`, or at once when the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 /** Sends progress notifications: the task's percentage, always increasing (as MCP requires). */
 function notifier(extra: ToolExtra) {
@@ -123,7 +111,7 @@ export const waitForTaskTool = defineTool({
         if (isTerminal(info.state) || extra.signal.aborted) break;
         const left = limitMs - (Date.now() - started);
         if (left <= 0) break;
-        await sleep(Math.min(pollMs, left), extra.signal);
+        await sleep(Math.min(pollMs, left), extra.signal).catch(() => undefined); // an abort ends the wait
         if (extra.signal.aborted) break;
         info = (await tasks.get(args.task_id)) ?? info;
       }
