@@ -69,6 +69,11 @@ export interface MlflowClient {
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
   readonly logger?: Logger;
+  /**
+   * Experiment ids by name on this server, filled by `experimentIdFor` (src/queue/experiment-ids.ts):
+   * the cache belongs to the client, so it goes away with it and never mixes two servers.
+   */
+  readonly experimentIds: Map<string, string>;
   /** UI link to an experiment. */
   experimentUrl(experimentId: string): string;
   /** UI link to a run, as MLflow's Python client prints it. */
@@ -118,6 +123,7 @@ export function createMlflowClient(opts: MlflowClientOptions): MlflowClient {
     timeoutMs: opts.timeoutMs ?? 30_000,
     retry,
     logger: opts.logger,
+    experimentIds: new Map(),
     experimentUrl: (e) => `${uiUrl}/#/experiments/${seg(e)}`,
     runUrl: (e, r) => `${uiUrl}/#/experiments/${seg(e)}/runs/${seg(r)}`,
   };

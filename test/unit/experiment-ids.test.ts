@@ -1,6 +1,7 @@
 // Covers the per-client experiment-id cache (src/queue/experiment-ids.ts): two MLflow clients in
 // one process, pointing at two tracking servers that hold the same experiment name under different
-// ids, each get their own server's id, and a forgotten name is asked for again.
+// ids, each get their own server's id (held in the client's own `experimentIds` map, no module
+// state), and a forgotten name is asked for again.
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +42,10 @@ describe('experimentIdFor', () => {
     expect(await experimentIdFor(b, 'shared-name')).toBe('b-id');
     // One lookup per client: the second call of each came from its own cache.
     expect(calls).toEqual({ a: 1, b: 1 });
+    expect([a.experimentIds.get('shared-name'), b.experimentIds.get('shared-name')]).toEqual([
+      'a-id',
+      'b-id',
+    ]);
   });
 
   it('experimentIdFor: after forgetExperimentId, asks the server again', async () => {
