@@ -23,7 +23,7 @@ export interface InputManifestEntry {
 }
 
 /** File name of the manifest at the workspace root. */
-export const INPUT_MANIFEST_FILE = 'inputs.json';
+const INPUT_MANIFEST_FILE = 'inputs.json';
 
 async function fileDigest(file: string): Promise<string> {
   const h = createHash('sha256');

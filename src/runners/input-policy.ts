@@ -121,7 +121,7 @@ export async function resolveLocalInput(
 }
 
 /** Whether the policy names this URL's host (`host`, or `host:port` for one port). */
-export function httpHostAllowed(url: URL, policy: InputPolicy): boolean {
+function httpHostAllowed(url: URL, policy: InputPolicy): boolean {
   const names = [url.hostname.toLowerCase(), url.host.toLowerCase()];
   return policy.httpHosts.some((h) => names.includes(h.toLowerCase()));
 }

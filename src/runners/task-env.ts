@@ -10,22 +10,8 @@
  * src/model/template-env.ts).
  */
 
-// Re-exported: the `env:` entry rule belongs to the template model.
-export { reservedEnvName, TemplateEnvEntry } from '../model/template-env.js';
-
 /** Passed through from the worker's environment when set. */
-export const BASE_ENV_NAMES = [
-  'PATH',
-  'HOME',
-  'USER',
-  'LOGNAME',
-  'LANG',
-  'LANGUAGE',
-  'TZ',
-  'TMPDIR',
-  'TMP',
-  'TEMP',
-];
+const BASE_ENV_NAMES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TMP', 'TEMP'];
 const BASE_PREFIXES = ['LC_'];
 
 /**

@@ -15,12 +15,12 @@ import { isTransientUnretried } from '../mlflow/transport.js';
 import { RW_TAGS } from './tags.js';
 
 /** Default wait past a timed-out create's deadline before the final sweep (60 s). */
-export const DEFAULT_LATE_CREATE_MARGIN_MS = 60_000;
+const DEFAULT_LATE_CREATE_MARGIN_MS = 60_000;
 
 /** Runs looked at per request-id search (a create is sent at most `maxRetries + 1` times). */
 const SWEEP_PAGE = 100;
 
-export const SWEEPER = 'runwarden:create-sweep';
+const SWEEPER = 'runwarden:create-sweep';
 
 export interface CreateSweepOutcome {
   requestId: string;
@@ -50,7 +50,7 @@ export interface IdempotentCreateOptions {
 }
 
 /** Active runs of `experimentId` carrying `requestId`, oldest first (start time, then id). */
-export async function runsWithRequestId(
+async function runsWithRequestId(
   client: MlflowClient,
   experimentId: string,
   requestId: string,

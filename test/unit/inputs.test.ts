@@ -13,10 +13,11 @@ import { ValidationError } from '../../src/errors/index.js';
 import { artifactBaseUrl } from '../../src/mlflow/artifacts.js';
 import { createMlflowClient } from '../../src/mlflow/client.js';
 import { credentialsFor } from '../../src/mlflow/transport.js';
+import { TemplateEnvEntry } from '../../src/model/template-env.js';
 import { inputManifest } from '../../src/runners/input-manifest.js';
 import { checkHttpInput, type InputPolicy, resolveLocalInput } from '../../src/runners/input-policy.js';
 import { checkInputs, materializeInputs } from '../../src/runners/inputs.js';
-import { TemplateEnvEntry, taskEnvironment } from '../../src/runners/task-env.js';
+import { taskEnvironment } from '../../src/runners/task-env.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rw-inputs-'));
 const allowed = join(root, 'allowed');
