@@ -20,7 +20,7 @@ import { ensurePythonEnv } from '../runners/python-env.js';
 import { runCommand } from '../runners/shell.js';
 import { taskEnvironment } from '../runners/task-env.js';
 import { createWorkspace, renderCommand, writeConfig } from '../runners/workspace.js';
-import { DEFAULT_END_FLUSH_TIMEOUT_MS, type RunHandle } from '../tracking/run-handle.js';
+import { DEFAULT_END_FLUSH_TIMEOUT_MS, type EndOptions, type RunHandle } from '../tracking/run-handle.js';
 import { startRun } from '../tracking/start-run.js';
 import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
 import { describeExit, lostTask, stopKind, stopReason } from './attempt-stop.js';
@@ -113,6 +113,8 @@ export async function runAttempt(
   let reason = 'attempt did not complete';
   let exitCode: number | null = null;
   let decidedBy: FinishedAttempt | undefined;
+  // Set once the outcome is decided and the run is being ended with it (a failed end retries it).
+  let endOpts: EndOptions | undefined;
   const endFlushMs = settings.endFlushTimeoutMs ?? DEFAULT_END_FLUSH_TIMEOUT_MS;
   const latest: Record<string, number> = {};
   try {
@@ -230,12 +232,13 @@ export async function runAttempt(
           ];
       }
     }
-    await run.end(status, {
+    endOpts = {
       reason: reason.split('\n')[0]!,
       closedBy: 'worker',
       error: status === 'FAILED' ? new Error(reason) : undefined,
       tags: resultTags,
-    });
+    };
+    await run.end(status, endOpts);
     phase('endRun');
   } catch (err) {
     if (await lostTask(ctx, run.signal)) {
@@ -248,6 +251,22 @@ export async function runAttempt(
         await run.end('KILLED', { reason, closedBy: 'worker' }).catch(() => undefined);
       } else {
         [status, reason] = [run.status, `${why}; run ended ${run.status}: ${(err as Error).message}`];
+      }
+    } else if (endOpts && run.status === 'RUNNING' && !run.signal.aborted) {
+      // The outcome was decided and only ending the run failed (MLflow unreachable): try that
+      // status once more, never FAILED for the outage itself.
+      const again = await run.end(status, endOpts).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      if (run.status === 'RUNNING') {
+        // Not ended: its lease expiry closes it. A success that could not be recorded is not one.
+        log.warn({ err: again?.message }, 'the run could not be ended; its lease expiry will close it');
+        reason = `${reason.split('\n')[0]}; the run could not be ended ${status}: ${again?.message ?? ''}`;
+        if (status === 'FINISHED') [status, kind] = ['FAILED', 'failed'];
+      } else if (run.status !== status) {
+        [status, kind] = [run.status, 'failed'];
+        reason = `run ended ${run.status}: ${again?.message ?? (err as Error).message}`;
       }
     } else if (run.status !== 'RUNNING' && run.status !== status) {
       // Another status than meant: metric points not stored by the end deadline (the run ended

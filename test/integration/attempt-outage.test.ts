@@ -1,7 +1,9 @@
 // An attempt stopped during a long MLflow outage, in this process against the real MLflow behind
 // the fault proxy: the protocol lines still waiting when the command ended (a metric blocked on a
 // full buffer) share one deadline (RUNWARDEN_END_FLUSH_TIMEOUT_MS, 3 s here), so a cancelled
-// attempt finishes in bounded time instead of waiting for MLflow to come back.
+// attempt finishes in bounded time instead of waiting for MLflow to come back; and an attempt
+// whose command exited 0 but whose end failed on the outage retries ending FINISHED, never
+// FAILED "could not run".
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ import { normalizeSpec } from '../../src/queue/spec.js';
 import { loadTemplate } from '../../src/queue/templates.js';
 import { uniqueName } from '../support/clients.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
+import { pyGetRun } from '../support/python.js';
 import { fixtureTasksDir } from '../support/tasks.js';
 
 const mlflowUrl = inject('mlflowUrl');
@@ -91,5 +94,69 @@ describe('an attempt stopped during an MLflow outage', () => {
     expect((out as AttemptOutcome).kind).toBe('cancelled');
     // Command stop (kill grace 2 s) + the lines' 3 s + uploads and end failing fast + end's 3 s drain.
     expect(Date.now() - outageAt).toBeLessThan(45_000);
+  }, 150_000);
+
+  it('exit 0, then ending the run fails once on an outage that is over right after: the run ends FINISHED and the task completes, not FAILED "could not run"', async () => {
+    const endProxy = await startFaultProxy(mlflowUrl);
+    try {
+      // Counts the reads of the run while it ends (one per end() try, no transport retries):
+      // the outage ends right after the first of them failed.
+      let ending = false;
+      let failedEndReads = 0;
+      const client = createMlflowClient({
+        trackingUri: endProxy.url,
+        timeoutMs: 5_000,
+        retry: { maxRetries: 0 },
+        fetch: async (input, init) => {
+          try {
+            return await fetch(input, init);
+          } catch (err) {
+            const url = input instanceof Request ? input.url : String(input);
+            if (ending && url.includes('/runs/get') && ++failedEndReads === 1) await endProxy.setMode('pass');
+            throw err;
+          }
+        },
+      });
+      const settings = {
+        ...attemptSettings(
+          loadConfig({
+            MLFLOW_TRACKING_URI: mlflowUrl,
+            RUNWARDEN_TASKS_DIR: fixtureTasksDir,
+            RUNWARDEN_WORK_DIR: workDir,
+            RUNWARDEN_CACHE_DIR: join(workDir, '.cache'),
+          }),
+        ),
+        // No heartbeat read in the way of the end's reads.
+        heartbeatMs: 60_000,
+      };
+      const task = normalizeSpec(
+        { template: 'quick', params: { epochs: 2 }, experiment: uniqueName('attempt-end-outage') },
+        loadTemplate(fixtureTasksDir, 'quick'),
+      );
+      const out = await runAttempt(
+        client,
+        settings,
+        task,
+        {
+          attempt: 1,
+          jobId: task.taskId,
+          signal: new AbortController().signal,
+          // The lock is confirmed just before the run ends: the outage starts there.
+          confirmLock: async () => {
+            await endProxy.setMode('refuse', { existing: true });
+            ending = true;
+            return true;
+          },
+          onRunStarted: async () => undefined,
+          onEvent: () => undefined,
+        },
+        log,
+      );
+      expect(failedEndReads).toBe(1);
+      expect(out).toMatchObject({ kind: 'completed', status: 'FINISHED', exitCode: 0 });
+      expect((await pyGetRun(mlflowUrl, out.runId)).status).toBe('FINISHED');
+    } finally {
+      await endProxy.close();
+    }
   }, 150_000);
 });
