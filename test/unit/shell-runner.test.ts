@@ -153,9 +153,11 @@ describe('runCommand', () => {
       }
     };
     await waitFor(
-      'the command to block writing to its stdout pipe',
-      // Node's stdio "pipe" is a socket pair: a blocked writer waits in the kernel's send path.
+      'the first line to be held and the command to block writing to its stdout pipe',
+      // Node's stdio "pipe" is a socket pair: a blocked writer waits in the kernel's send path. The
+      // writer can also block for a moment before Node first reads, so the held line comes first.
       () =>
+        lines.length >= 1 &&
         processesMatching(marker).some((p) =>
           /pipe_write|sock_alloc_send|unix_stream_sendmsg/.test(wchan(p.pid)),
         ),
