@@ -27,12 +27,12 @@ export interface MetricBufferOptions {
 }
 
 /** Longest pause between background retries during an outage. */
-export const MAX_BACKOFF_MS = 5_000;
+const MAX_BACKOFF_MS = 5_000;
 /** Flush without waiting for the interval once this many points wait. */
 const FLUSH_AT = LIMITS.maxMetricsPerBatch;
 
 /** Rough in-memory size of one point (object, number fields and its key string). */
-export function pointBytes(p: MetricPoint): number {
+function pointBytes(p: MetricPoint): number {
   return 64 + 2 * p.key.length;
 }
 
