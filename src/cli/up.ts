@@ -16,7 +16,7 @@ import { createRuntime } from '../mcp/runtime.js';
 import { mlflowClientFromConfig } from '../mlflow/client.js';
 import { workerFromConfig } from '../queue/from-config.js';
 import { repoRoot, startMlflowServer, startRedisServer } from '../stack/services.js';
-import { startReaperLoop } from '../tracking/reaper.js';
+import { startLoggedReaperLoop } from '../tracking/reaper.js';
 import { waitForSignal } from './mcp.js';
 import { UsageError } from './usage.js';
 
@@ -105,19 +105,12 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     throw err;
   }
   const reaperClient = mlflowClientFromConfig(cfg, logger);
-  const stopReaper =
-    cfg.mcp.reapIntervalMs > 0
-      ? startReaperLoop(reaperClient, {
-          intervalMs: cfg.mcp.reapIntervalMs,
-          experimentIds: cfg.mcp.reapExperimentIds,
-          onResult: (r) => {
-            if (!r.closed.length) return;
-            runtime.runs.forgetClosed(r.closed.map((c) => c.runId));
-            logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
-          },
-          onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
-        })
-      : () => undefined;
+  const stopReaper = startLoggedReaperLoop(reaperClient, {
+    intervalMs: cfg.mcp.reapIntervalMs,
+    experimentIds: cfg.mcp.reapExperimentIds,
+    logger,
+    onClosed: (ids) => runtime.runs.forgetClosed(ids),
+  });
   const mcpUrl = `${http.url}/mcp`;
   process.stdout.write(
     [

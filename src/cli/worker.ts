@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { mlflowClientFromConfig } from '../mlflow/client.js';
 import { workerFromConfig } from '../queue/from-config.js';
-import { startReaperLoop } from '../tracking/reaper.js';
+import { startLoggedReaperLoop } from '../tracking/reaper.js';
 import { waitForSignal } from './mcp.js';
 import { UsageError } from './usage.js';
 
@@ -31,17 +31,11 @@ export async function runWorkerCommand(argv: string[], config: () => Config): Pr
   const worker = await workerFromConfig(cfg, client, logger);
   // Workers reap every expired runwarden lease, whoever opened the run (lost workers, MCP clients
   // that went away, library scripts killed with -9); 0 turns the loop off.
-  const stopReaper =
-    cfg.mcp.reapIntervalMs > 0
-      ? startReaperLoop(client, {
-          intervalMs: cfg.mcp.reapIntervalMs,
-          experimentIds: cfg.mcp.reapExperimentIds,
-          onResult: (r) => {
-            if (r.closed.length) logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
-          },
-          onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
-        })
-      : () => undefined;
+  const stopReaper = startLoggedReaperLoop(client, {
+    intervalMs: cfg.mcp.reapIntervalMs,
+    experimentIds: cfg.mcp.reapExperimentIds,
+    logger,
+  });
   logger.info({ concurrency: cfg.queue.concurrency, tasks: cfg.queue.tasksDir }, 'runwarden worker ready');
   process.stderr.write(`runwarden worker: waiting for tasks (concurrency ${cfg.queue.concurrency})\n`);
   await waitForSignal(async () => {

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { type MlflowClient, mlflowClientFromConfig } from '../mlflow/client.js';
 import { taskQueueFromConfig } from '../queue/from-config.js';
 import { OpenRunRegistry, uniqueOwnerId } from '../tracking/open-runs.js';
-import { startReaperLoop } from '../tracking/reaper.js';
+import { startLoggedReaperLoop } from '../tracking/reaper.js';
 import type { McpSettings } from './context.js';
 import { loadPrompts, type PromptTemplate } from './prompts.js';
 import { McpRunRegistry } from './runs.js';
@@ -59,18 +59,14 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     tasksDir: config.queue.tasksDir,
     logger,
   });
+  // Every owner's expired leases (MCP, workers, library scripts), not only this kind's.
   const stopReaper =
-    opts.reaper !== false && config.mcp.reapIntervalMs > 0 && !settings.readOnly
-      ? startReaperLoop(client, {
+    opts.reaper !== false && !settings.readOnly
+      ? startLoggedReaperLoop(client, {
           intervalMs: config.mcp.reapIntervalMs,
           experimentIds: config.mcp.reapExperimentIds,
-          // Every owner's expired leases (MCP, workers, library scripts), not only this kind's.
-          onResult: (r) => {
-            if (!r.closed.length) return;
-            runs.forgetClosed(r.closed.map((c) => c.runId));
-            logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
-          },
-          onError: (err) => logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
+          logger,
+          onClosed: (ids) => runs.forgetClosed(ids),
         })
       : () => undefined;
   return {

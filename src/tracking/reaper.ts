@@ -6,6 +6,7 @@
  * start are touched only with `includeForeign` and an age threshold.
  */
 import { ValidationError } from '../errors/index.js';
+import type { Logger } from '../log.js';
 import { type MlflowClient, ok, type Run } from '../mlflow/client.js';
 import { chunk } from './batching.js';
 import { closeRun } from './close-run.js';
@@ -180,4 +181,31 @@ export function startReaperLoop(
   }, opts.intervalMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * The reaper loop a runwarden process runs (`up`, `worker`, `serve`/`mcp`): every owner's expired
+ * leases, every `intervalMs` (0 = no loop), closed runs and failed sweeps logged. `onClosed` lets
+ * the caller forget handles of runs the sweep closed.
+ */
+export function startLoggedReaperLoop(
+  client: MlflowClient,
+  opts: {
+    intervalMs: number;
+    experimentIds?: string[];
+    logger: Logger;
+    onClosed?: (runIds: string[]) => void;
+  },
+): () => void {
+  if (opts.intervalMs <= 0) return () => undefined;
+  return startReaperLoop(client, {
+    intervalMs: opts.intervalMs,
+    experimentIds: opts.experimentIds,
+    onResult: (r) => {
+      if (!r.closed.length) return;
+      opts.onClosed?.(r.closed.map((c) => c.runId));
+      opts.logger.info({ closed: r.closed }, 'reaper closed runs with expired leases');
+    },
+    onError: (err) => opts.logger.warn({ err: (err as Error).message }, 'reaper sweep failed'),
+  });
 }
