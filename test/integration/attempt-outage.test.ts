@@ -16,6 +16,7 @@ import { attemptSettings } from '../../src/queue/from-config.js';
 import { normalizeSpec } from '../../src/queue/spec.js';
 import { loadTemplate } from '../../src/queue/templates.js';
 import { uniqueName } from '../support/clients.js';
+import { endOutageClient } from '../support/end-outage.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { pyGetRun } from '../support/python.js';
 import { fixtureTasksDir } from '../support/tasks.js';
@@ -99,24 +100,9 @@ describe('an attempt stopped during an MLflow outage', () => {
   it('exit 0, then ending the run fails once on an outage that is over right after: the run ends FINISHED and the task completes, not FAILED "could not run"', async () => {
     const endProxy = await startFaultProxy(mlflowUrl);
     try {
-      // Counts the reads of the run while it ends (one per end() try, no transport retries):
-      // the outage ends right after the first of them failed.
-      let ending = false;
-      let failedEndReads = 0;
-      const client = createMlflowClient({
-        trackingUri: endProxy.url,
-        timeoutMs: 5_000,
-        retry: { maxRetries: 0 },
-        fetch: async (input, init) => {
-          try {
-            return await fetch(input, init);
-          } catch (err) {
-            const url = input instanceof Request ? input.url : String(input);
-            if (ending && url.includes('/runs/get') && ++failedEndReads === 1) await endProxy.setMode('pass');
-            throw err;
-          }
-        },
-      });
+      // The outage ends right after the first failed read of the run while it ends.
+      const outage = endOutageClient(endProxy, 1);
+      const client = outage.client;
       const settings = {
         ...attemptSettings(
           loadConfig({
@@ -143,8 +129,7 @@ describe('an attempt stopped during an MLflow outage', () => {
           signal: new AbortController().signal,
           // The lock is confirmed just before the run ends: the outage starts there.
           confirmLock: async () => {
-            await endProxy.setMode('refuse', { existing: true });
-            ending = true;
+            await outage.startOutage();
             return true;
           },
           onRunStarted: async () => undefined,
@@ -152,7 +137,7 @@ describe('an attempt stopped during an MLflow outage', () => {
         },
         log,
       );
-      expect(failedEndReads).toBe(1);
+      expect(outage.failedEndReads()).toBe(1);
       expect(out).toMatchObject({ kind: 'completed', status: 'FINISHED', exitCode: 0 });
       expect((await pyGetRun(mlflowUrl, out.runId)).status).toBe('FINISHED');
     } finally {

@@ -2,8 +2,9 @@
 // with every point stored and ending FINISHED fails on an outage (both tries), the run is never
 // ended FAILED for it, even if MLflow is back a moment later; withRun rejects with the end error.
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createMlflowClient, getOrCreateExperiment, withRun } from '../../src/index.js';
+import { getOrCreateExperiment, withRun } from '../../src/index.js';
 import { testClient, uniqueName } from '../support/clients.js';
+import { endOutageClient } from '../support/end-outage.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { pyGetRun, pyMetricHistory } from '../support/python.js';
 
@@ -20,24 +21,9 @@ describe('withRun ends with the true status', () => {
     const { experimentId } = await getOrCreateExperiment(direct, uniqueName('with-run-end'));
     const proxy = await startFaultProxy(mlflowUrl);
     proxies.push(proxy);
-    // Watches the requests that read the run while it ends (one per end() try, no transport
-    // retries): the outage ends right after the second of them failed.
-    let ending = false;
-    let failedEndReads = 0;
-    const client = createMlflowClient({
-      trackingUri: proxy.url,
-      timeoutMs: 5_000,
-      retry: { maxRetries: 0 },
-      fetch: async (input, init) => {
-        try {
-          return await fetch(input, init);
-        } catch (err) {
-          const url = input instanceof Request ? input.url : String(input);
-          if (ending && url.includes('/runs/get') && ++failedEndReads === 2) await proxy.setMode('pass');
-          throw err;
-        }
-      },
-    });
+    // The outage ends right after the second failed read of the run while it ends.
+    const outage = endOutageClient(proxy, 2);
+    const client = outage.client;
     let runId = '';
     const outcome = await withRun(
       client,
@@ -46,15 +32,14 @@ describe('withRun ends with the true status', () => {
         runId = run.runId;
         for (let step = 0; step < 20; step++) await run.logMetric('loss', 1 / (step + 1), { step });
         await run.flush();
-        await proxy.setMode('refuse', { existing: true });
-        ending = true;
+        await outage.startOutage();
         return 'trained';
       },
     ).then(
       (v) => ({ value: v }),
       (err: unknown) => ({ error: err as Error }),
     );
-    expect(failedEndReads).toBe(2);
+    expect(outage.failedEndReads()).toBe(2);
     expect('error' in outcome).toBe(true);
     const run = await pyGetRun(mlflowUrl, runId);
     // Before the fix the catch fell through to end(FAILED) once MLflow answered again.
