@@ -16,6 +16,7 @@ import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
+import type { NormalizedTask } from '../model/task-spec.js';
 import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
 import { keys, QUEUE_NAME } from './keys.js';
 import { startLockFence } from './lock-fence.js';
@@ -36,6 +37,20 @@ export interface WorkerOptions {
   cancelPollMs?: number;
   /** How long one bookkeeping call retries while Redis is unreachable (default 30 s). */
   bookkeepingRetryMs?: number;
+  /**
+   * Called once a task has completed (its run FINISHED and the final state recorded), and again
+   * when a re-delivered job finds the task already completed: must be idempotent. Awaited; an
+   * error is logged and does not change the task's outcome (the review system reconciles).
+   */
+  onCompleted?: (done: CompletedTask) => Promise<void>;
+}
+
+/** What `onCompleted` gets: the task and its FINISHED run. */
+export interface CompletedTask {
+  task: NormalizedTask;
+  runId: string;
+  experimentId: string;
+  metrics: Record<string, number>;
 }
 
 export interface RunningWorker {
@@ -69,6 +84,14 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     retryBudgetMs: opts.bookkeepingRetryMs ?? BOOKKEEPING_RETRY_MS,
   });
   const lockMs = opts.lockMs ?? 30_000;
+  const completed = async (done: CompletedTask) => {
+    if (!opts.onCompleted) return;
+    try {
+      await opts.onCompleted(done);
+    } catch (err) {
+      log.error({ task: done.task.taskId, err: (err as Error).message }, 'completion hook failed');
+    }
+  };
 
   const processor = async (job: Job<TaskJobData>, token: string | undefined, signal?: AbortSignal) => {
     const task = job.data.task;
@@ -86,6 +109,9 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     // An earlier attempt completed the task and only BullMQ's own move was lost: its result stands.
     if (record?.finalState === 'completed' && record.result) {
       log.info({ task: task.taskId, attempt }, 'already completed by an earlier attempt');
+      const r = record.result as { run_id?: string; experiment_id?: string; metrics?: Record<string, number> };
+      if (r.run_id && r.experiment_id)
+        await completed({ task, runId: r.run_id, experimentId: r.experiment_id, metrics: r.metrics ?? {} });
       return record.result;
     }
     const abort = new AbortController();
@@ -165,6 +191,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       if (out.kind === 'completed') {
         await finish('completed');
         await publishEnd('completed');
+        await completed({ task, runId: out.runId, experimentId: out.experimentId, metrics: out.metrics });
         return result;
       }
       if (out.kind === 'shutdown' && token) {
