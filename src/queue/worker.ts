@@ -109,7 +109,11 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     // An earlier attempt completed the task and only BullMQ's own move was lost: its result stands.
     if (record?.finalState === 'completed' && record.result) {
       log.info({ task: task.taskId, attempt }, 'already completed by an earlier attempt');
-      const r = record.result as { run_id?: string; experiment_id?: string; metrics?: Record<string, number> };
+      const r = record.result as {
+        run_id?: string;
+        experiment_id?: string;
+        metrics?: Record<string, number>;
+      };
       if (r.run_id && r.experiment_id)
         await completed({ task, runId: r.run_id, experimentId: r.experiment_id, metrics: r.metrics ?? {} });
       return record.result;
