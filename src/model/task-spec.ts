@@ -6,6 +6,7 @@
  * neither.
  */
 import { z } from 'zod';
+import type { SweepChild } from './sweep-spec.js';
 import type { ParamValue } from './template.js';
 
 /** Inline tables are capped so job data stays small (the claim-check rule). */
@@ -67,4 +68,6 @@ export interface NormalizedTask {
   review: 'none' | 'agent' | 'policy';
   retryOnFailure: boolean;
   enqueuedAt: number;
+  /** Set on the children of a sweep (src/sweep/). */
+  sweep?: SweepChild;
 }

@@ -51,6 +51,8 @@ export interface CompletedTask {
   runId: string;
   experimentId: string;
   metrics: Record<string, number>;
+  /** Set when a sweep's parent job reports its best child (children never report themselves). */
+  sweepId?: string;
 }
 
 export interface RunningWorker {
