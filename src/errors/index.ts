@@ -26,7 +26,9 @@ export type RunwardenErrorCode =
   | 'RUN_CLOSED'
   | 'UNSAFE_ARTIFACT_PATH'
   | 'UNSUPPORTED_ARTIFACT_URI'
-  | 'CONFIG_ERROR';
+  | 'CONFIG_ERROR'
+  | 'REVIEW_ALREADY_DECIDED'
+  | 'REVIEW_NOT_FOUND';
 
 /** Base class: every error runwarden raises on purpose is one of these. */
 export class RunwardenError extends Error {

@@ -12,6 +12,9 @@ import type { ParamValue } from './template.js';
 /** Inline tables are capped so job data stays small (the claim-check rule). */
 export const MAX_INLINE_TABLE_BYTES = 256 * 1024;
 
+/** Longest review notes kept (characters): on a rework task, in tags and in descriptions. */
+export const MAX_REVIEW_NOTES = 4000;
+
 export const InlineTable = z.object({
   columns: z.array(z.string()).min(1),
   data: z.array(z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))),
@@ -49,8 +52,17 @@ export const TaskSpecSchema = z.object({
     .max(7 * 86_400)
     .optional(),
   attempts: z.number().int().min(1).max(10).default(1),
-  review: z.enum(['none', 'agent', 'policy']).default('none'),
+  // Omitted: the template's `review.mode`, else 'none' (resolved in src/queue/spec.ts).
+  review: z.enum(['none', 'agent', 'policy']).optional(),
   force: z.boolean().default(false),
+  // Set by a judge's `rework` verdict: the task again, with the judge's notes (RUNWARDEN_REVIEW_NOTES).
+  rework: z
+    .object({
+      of_task: z.string().min(1).max(200).regex(NO_CONTROL, NO_CONTROL_SAYS),
+      of_run: z.string().min(1).max(200).regex(NO_CONTROL, NO_CONTROL_SAYS),
+      notes: z.string().max(MAX_REVIEW_NOTES, `is longer than ${MAX_REVIEW_NOTES} characters; shorten the notes`),
+    })
+    .optional(),
 });
 export type TaskSpec = z.input<typeof TaskSpecSchema>;
 
@@ -66,6 +78,8 @@ export interface NormalizedTask {
   timeoutSeconds: number;
   attempts: number;
   review: 'none' | 'agent' | 'policy';
+  /** A judge asked for this task again: the reviewed task and run, and the judge's notes. */
+  rework?: { ofTask: string; ofRun: string; notes: string };
   retryOnFailure: boolean;
   enqueuedAt: number;
   /** Set on the children of a sweep (src/sweep/). */

@@ -46,6 +46,34 @@ const InputDef = z.object({
   required: z.boolean().default(true),
 });
 
+/**
+ * One metric's gate, with MLflow's `MetricThreshold` meaning (src/review/policy.ts): `threshold`
+ * bounds the candidate's value; `min_absolute_change` / `min_relative_change` ask for that much
+ * improvement over the champion; `greater_is_better` says which way is better.
+ */
+export const MetricThresholdDef = z
+  .object({
+    threshold: z.number().finite().optional(),
+    min_absolute_change: z.number().finite().positive().optional(),
+    min_relative_change: z.number().finite().positive().optional(),
+    greater_is_better: z.boolean(),
+  })
+  .strict();
+export type MetricThresholdDef = z.infer<typeof MetricThresholdDef>;
+
+/** How results of a template are reviewed, and which registered model and alias they compete for. */
+export const ReviewDef = z
+  .object({
+    mode: z.enum(['none', 'agent', 'policy']).default('none'),
+    /** Registered model name (default: the template name). */
+    model_name: z.string().min(1).max(256).optional(),
+    alias: z.string().regex(/^[\w-]+$/).max(255).default('champion'),
+    /** Metric name → gate; `composite` = 0.5·RMSE + 0.3·MAE + 0.2·MSE of the run. */
+    policy: z.record(z.string().min(1).max(250), MetricThresholdDef).default({}),
+  })
+  .strict();
+export type ReviewDef = z.infer<typeof ReviewDef>;
+
 export const TemplateSchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
   description: z.string().min(1),
@@ -67,6 +95,8 @@ export const TemplateSchema = z.object({
   shared: z.array(z.string()).default([]),
   // Environment of the command beyond the base (see src/runners/task-env.ts): NAME or NAME=value.
   env: z.array(TemplateEnvEntry).default([]),
+  // How results are judged (mode, model name, alias, policy gates); absent = no review.
+  review: ReviewDef.optional(),
 });
 
 export interface Template extends z.infer<typeof TemplateSchema> {

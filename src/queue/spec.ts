@@ -97,7 +97,11 @@ export function normalizeSpec(raw: unknown, template: Template): NormalizedTask 
     priority: spec.priority,
     timeoutSeconds: spec.timeout_seconds ?? template.timeout_seconds,
     attempts: spec.attempts,
-    review: spec.review,
+    // The spec's mode wins; else the template's; else none.
+    review: spec.review ?? template.review?.mode ?? 'none',
+    ...(spec.rework
+      ? { rework: { ofTask: spec.rework.of_task, ofRun: spec.rework.of_run, notes: spec.rework.notes } }
+      : {}),
     retryOnFailure: template.retry_on_failure,
     enqueuedAt: Date.now(),
   };
