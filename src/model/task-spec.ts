@@ -60,7 +60,9 @@ export const TaskSpecSchema = z.object({
     .object({
       of_task: z.string().min(1).max(200).regex(NO_CONTROL, NO_CONTROL_SAYS),
       of_run: z.string().min(1).max(200).regex(NO_CONTROL, NO_CONTROL_SAYS),
-      notes: z.string().max(MAX_REVIEW_NOTES, `is longer than ${MAX_REVIEW_NOTES} characters; shorten the notes`),
+      notes: z
+        .string()
+        .max(MAX_REVIEW_NOTES, `is longer than ${MAX_REVIEW_NOTES} characters; shorten the notes`),
     })
     .optional(),
 });

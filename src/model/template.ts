@@ -67,7 +67,11 @@ export const ReviewDef = z
     mode: z.enum(['none', 'agent', 'policy']).default('none'),
     /** Registered model name (default: the template name). */
     model_name: z.string().min(1).max(256).optional(),
-    alias: z.string().regex(/^[\w-]+$/).max(255).default('champion'),
+    alias: z
+      .string()
+      .regex(/^[\w-]+$/)
+      .max(255)
+      .default('champion'),
     /** Metric name → gate; `composite` = 0.5·RMSE + 0.3·MAE + 0.2·MSE of the run. */
     policy: z.record(z.string().min(1).max(250), MetricThresholdDef).default({}),
   })
