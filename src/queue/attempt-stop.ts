@@ -1,9 +1,10 @@
 /**
  * How an attempt's end is put into words: why it was stopped (the worker's signal: cancellation,
- * shutdown or a lost queue lock, which wins over the attempt's own timeout) and the close reason
- * that says so, and how a command's exit reads (`exit code 137 (SIGKILL)`).
+ * a sweep's early stop, shutdown or a lost queue lock, which wins over the attempt's own timeout)
+ * and the close reason that says so, and how a command's exit reads (`exit code 137 (SIGKILL)`).
  */
 import { constants as osConstants } from 'node:os';
+import { isEarlyStop } from '../sweep/early-stop-reason.js';
 import { LOCK_LOST_REASON } from './lock-fence.js';
 
 /** Abort reasons the worker uses. */
@@ -32,6 +33,8 @@ export function stopReason(
   if (kind === 'shutdown') return 'the worker shut down; the task goes back to the queue';
   if (kind === 'lock-lost')
     return `lock lost: this worker lost the task's queue lock (${ctx.lockLostWhy?.() ?? 'not renewed in time'}); the task was re-delivered and this attempt stopped`;
+  // A sweep child stopped by the median rule (src/sweep/early-stop.ts): `early-stopped: ...`.
+  if (isEarlyStop(ctx.signal.reason)) return ctx.signal.reason.message;
   return `cancelled: ${String(ctx.signal.reason ?? 'by request')}`;
 }
 

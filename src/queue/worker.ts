@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import type { NormalizedTask } from '../model/task-spec.js';
+import { startEarlyStop } from '../sweep/early-stop.js';
 import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
 import { keys, QUEUE_NAME } from './keys.js';
 import { startLockFence } from './lock-fence.js';
@@ -130,8 +131,18 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         .then((c) => c && !abort.signal.aborted && abort.abort(c.reason))
         .catch(() => undefined);
     }, opts.cancelPollMs ?? 2_000);
+    // A sweep child with early stopping: the median rule aborts the attempt (`early-stopped: ...`).
+    const earlyStop = task.sweep
+      ? startEarlyStop({
+          client: opts.client,
+          sweep: task.sweep,
+          log: log.child({ task: task.taskId }),
+          stop: (why) => !abort.signal.aborted && abort.abort(why),
+        })
+      : undefined;
     let lastProgress = 0;
     const onEvent = (e: TaskEvent) => {
+      if (e.type === 'metric') earlyStop?.observe(e);
       void publisher.publish(k.events(task.taskId), JSON.stringify(e)).catch(() => undefined);
       if (e.type !== 'progress') return;
       const now = Date.now();
@@ -153,12 +164,14 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
           confirmLock: fence ? () => fence.confirm() : undefined,
           lockLostWhy: () => fence?.why,
           // The record is bookkeeping: a Redis outage past the retry budget must not fail the task.
-          onRunStarted: (experimentId, runId) =>
-            records
+          onRunStarted: (experimentId, runId) => {
+            earlyStop?.runStarted(experimentId, runId);
+            return records
               .recordRun(task.taskId, attempt, experimentId, runId)
               .catch((err: unknown) =>
                 log.warn({ task: task.taskId, err: (err as Error).message }, 'recording the run failed'),
-              ),
+              );
+          },
           onEvent,
         },
         log.child({ task: task.taskId, attempt }),
@@ -218,6 +231,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     } finally {
       clearInterval(poll);
       fence?.stop();
+      earlyStop?.close();
     }
   };
 
