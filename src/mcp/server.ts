@@ -8,12 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
-import type { McpSettings, TaskQueueApi, ToolContext } from './context.js';
+import type { McpSettings, ReviewStoreApi, TaskQueueApi, ToolContext } from './context.js';
 import { type PromptTemplate, registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import type { McpRunRegistry } from './runs.js';
 import type { ToolDefinition } from './tools/define.js';
-import { mlflowTools, taskTools } from './tools/index.js';
+import { mlflowTools, reviewTools, taskTools } from './tools/index.js';
 
 export interface ServerDeps {
   client: MlflowClient;
@@ -24,6 +24,8 @@ export interface ServerDeps {
   version: string;
   /** The task queue: with one, the task tools are listed after the MLflow ones. */
   tasks?: TaskQueueApi;
+  /** The review store: with one, the review tools are listed last. */
+  reviews?: ReviewStoreApi;
   /** Extra tools appended to the others. */
   extraTools?: ToolDefinition[];
   /** Session id; a fresh one is made when omitted. */
@@ -39,6 +41,10 @@ const TASK_INSTRUCTIONS =
   ' Queued training: list_task_templates → enqueue_task → wait_for_task (again while finished is false); ' +
   'get_task / list_tasks / cancel_task.';
 const READ_ONLY_TASK_INSTRUCTIONS = ' Queued tasks: list_tasks, get_task, wait_for_task.';
+const REVIEW_INSTRUCTIONS =
+  ' Judging: list_pending_reviews → get_review → submit_review (once per item); get_model_history. Prompts for ' +
+  'roles: plan-experiments, review-results.';
+const READ_ONLY_REVIEW_INSTRUCTIONS = ' Reviews: list_pending_reviews, get_review, get_model_history.';
 
 export function createServer(deps: ServerDeps): {
   server: McpServer;
@@ -52,7 +58,8 @@ export function createServer(deps: ServerDeps): {
       capabilities: { logging: {} },
       instructions:
         INSTRUCTIONS +
-        (deps.tasks ? (deps.settings.readOnly ? READ_ONLY_TASK_INSTRUCTIONS : TASK_INSTRUCTIONS) : ''),
+        (deps.tasks ? (deps.settings.readOnly ? READ_ONLY_TASK_INSTRUCTIONS : TASK_INSTRUCTIONS) : '') +
+        (deps.reviews ? (deps.settings.readOnly ? READ_ONLY_REVIEW_INSTRUCTIONS : REVIEW_INSTRUCTIONS) : ''),
     },
   );
   const ctx: ToolContext = {
@@ -61,9 +68,11 @@ export function createServer(deps: ServerDeps): {
     settings: deps.settings,
     logger: deps.logger.child({ session: sessionKey }),
     tasks: deps.tasks,
+    reviews: deps.reviews,
     sessionKey,
   };
-  for (const tool of [...mlflowTools, ...(deps.tasks ? taskTools : []), ...(deps.extraTools ?? [])]) {
+  const listed = [...mlflowTools, ...(deps.tasks ? taskTools : []), ...(deps.reviews ? reviewTools : [])];
+  for (const tool of [...listed, ...(deps.extraTools ?? [])]) {
     if (deps.settings.readOnly && tool.mutates) continue;
     tool.register(server, ctx);
   }

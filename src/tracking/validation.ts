@@ -37,6 +37,10 @@ export const ID_RULES = {
     re: /^[A-Za-z0-9._:-]{1,128}$/,
     says: "1-128 letters, digits, '.', '_', ':' or '-' (list_tasks shows task ids)",
   },
+  reviewId: {
+    re: /^r-[A-Za-z0-9._:-]{1,128}$/,
+    says: "'r-' and a task or sweep id (list_pending_reviews shows review ids)",
+  },
 } as const;
 export type IdKind = keyof typeof ID_RULES;
 

@@ -26,6 +26,7 @@ const ID_FIELDS: Record<string, IdKind> = {
   experiment_ids: 'experimentId',
   version: 'modelVersion',
   task_id: 'taskId',
+  review_id: 'reviewId',
 };
 
 /** Fields holding names, by name: no control characters, bounded length. */

@@ -1,6 +1,6 @@
 /**
  * The tool list, in the order clients see it. The task tools join it when the server has a task
- * queue; review tools will too.
+ * queue, the review tools when it has a review store.
  */
 import { cancelTaskTool } from './cancel-task.js';
 import { compareRunsTool } from './compare-runs.js';
@@ -10,9 +10,11 @@ import { enqueueTaskTool } from './enqueue-task.js';
 import { getMetricHistoryTool } from './get-metric-history.js';
 import { getModelVersionTool } from './get-model-version.js';
 import { getOrCreateExperimentTool } from './get-or-create-experiment.js';
+import { getReviewTool } from './get-review.js';
 import { getRunTool } from './get-run.js';
 import { getTaskTool } from './get-task.js';
 import { listArtifactsTool } from './list-artifacts.js';
+import { listPendingReviewsTool } from './list-pending-reviews.js';
 import { listTaskTemplatesTool } from './list-task-templates.js';
 import { listTasksTool } from './list-tasks.js';
 import { logArtifactTool } from './log-artifact.js';
@@ -25,6 +27,7 @@ import { searchRunsTool } from './search-runs.js';
 import { setModelAliasTool } from './set-model-alias.js';
 import { setTagsTool } from './set-tags.js';
 import { startRunTool } from './start-run.js';
+import { submitReviewTool } from './submit-review.js';
 import { waitForTaskTool } from './wait-for-task.js';
 
 export const mlflowTools: ToolDefinition[] = [
@@ -56,3 +59,6 @@ export const taskTools: ToolDefinition[] = [
   cancelTaskTool,
   waitForTaskTool,
 ];
+
+/** The review tools (the agent judge, promotion history), listed last when there is a review store. */
+export const reviewTools: ToolDefinition[] = [listPendingReviewsTool, getReviewTool, submitReviewTool];

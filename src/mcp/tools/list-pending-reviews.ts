@@ -1,0 +1,133 @@
+/**
+ * Tool `list_pending_reviews`: the review items waiting for a decision, oldest first, with each
+ * one's task, template, run (UI link), creation time and the value of its template's primary
+ * metric. The values come from one MLflow search for the whole page; when MLflow cannot answer,
+ * the list still comes back (from Redis) without them and says so.
+ */
+import { z } from 'zod';
+import { capForEcho } from '../../errors/index.js';
+import type { ReviewItem } from '../../review/index.js';
+import { searchRuns } from '../../tracking/search.js';
+import type { ToolContext } from '../context.js';
+import { defineTool } from './define.js';
+import { iso, reviewsOf } from './get-review.js';
+import { type MetricValue, metricValueSchema, toMetricValue } from './shapes.js';
+
+interface Primary {
+  name: string;
+  direction?: 'min' | 'max';
+}
+
+/** Each template's primary metric (`primary_metric`, else its first listed metric). */
+function primaryMetrics(ctx: ToolContext): Map<string, Primary> {
+  const out = new Map<string, Primary>();
+  for (const t of ctx.tasks?.templates() ?? []) {
+    if (t.primary_metric) out.set(t.name, { ...t.primary_metric });
+    else if (t.metrics[0]) out.set(t.name, { name: t.metrics[0] });
+  }
+  return out;
+}
+
+/** Latest metrics of the items' runs, by run id, in one search; undefined when MLflow failed. */
+async function runMetrics(
+  ctx: ToolContext,
+  items: ReviewItem[],
+): Promise<{ metrics?: Map<string, Record<string, number>>; error?: string }> {
+  if (!items.length) return { metrics: new Map() };
+  // Ids from the store; only id-shaped ones go into the filter.
+  const runIds = [...new Set(items.map((i) => i.runId))].filter((r) => /^[A-Za-z0-9_-]{1,64}$/.test(r));
+  if (!runIds.length) return { metrics: new Map() };
+  try {
+    const runs = await searchRuns(ctx.client, {
+      experimentIds: [...new Set(items.map((i) => i.experimentId))],
+      filter: `attributes.run_id IN (${runIds.map((r) => `'${r}'`).join(', ')})`,
+      viewType: 'ALL',
+      limit: runIds.length,
+    });
+    return {
+      metrics: new Map(
+        runs.map((r) => [
+          r.info?.run_id ?? '',
+          Object.fromEntries((r.data?.metrics ?? []).map((m) => [m.key ?? '', Number(m.value)])),
+        ]),
+      ),
+    };
+  } catch (err) {
+    return { error: capForEcho((err as Error).message, 300) };
+  }
+}
+
+export const listPendingReviewsTool = defineTool({
+  name: 'list_pending_reviews',
+  title: 'List pending reviews',
+  description:
+    'Review items waiting for a decision, oldest first: task, template, run link, created, primary metric value. ' +
+    'Then get_review for the evidence and submit_review to decide.',
+  input: {
+    mode: z
+      .enum(['agent', 'policy'])
+      .optional()
+      .describe(
+        'agent (default): items for agent judges; policy: items the policy judge has not decided yet',
+      ),
+    limit: z.number().int().min(1).max(100).optional().describe('Default 20, max 100'),
+  },
+  output: {
+    reviews: z.array(
+      z.object({
+        review_id: z.string(),
+        task_id: z.string(),
+        template: z.string(),
+        sweep_id: z.string().optional(),
+        run_id: z.string(),
+        run_url: z.string(),
+        created_at: z.string(),
+        primary_metric: z
+          .object({
+            name: z.string(),
+            direction: z.enum(['min', 'max']).optional(),
+            value: metricValueSchema.optional(),
+          })
+          .optional(),
+      }),
+    ),
+    more: z.boolean(),
+  },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  async run(args, ctx) {
+    const mode = args.mode ?? 'agent';
+    const limit = args.limit ?? 20;
+    const page = await reviewsOf(ctx).list({ states: ['pending'], mode, limit: limit + 1 });
+    const items = page.slice(0, limit);
+    const primary = primaryMetrics(ctx);
+    const { metrics, error } = await runMetrics(ctx, items);
+    const reviews = items.map((i) => {
+      const pm = primary.get(i.template);
+      const value: MetricValue | undefined =
+        pm && metrics?.get(i.runId)?.[pm.name] !== undefined
+          ? toMetricValue(metrics.get(i.runId)?.[pm.name])
+          : undefined;
+      return {
+        review_id: i.id,
+        task_id: i.taskId,
+        template: i.template,
+        sweep_id: i.sweepId,
+        run_id: i.runId,
+        run_url: ctx.client.runUrl(i.experimentId, i.runId),
+        created_at: iso(i.createdAt),
+        primary_metric: pm && { name: pm.name, direction: pm.direction, value },
+      };
+    });
+    const more = page.length > limit;
+    const lines = reviews.map(
+      (r) =>
+        `${r.review_id} task ${r.task_id} (${r.template}) run ${r.run_id} since ${r.created_at}` +
+        `${r.primary_metric ? ` ${r.primary_metric.name}=${r.primary_metric.value ?? '?'}` : ''} ${r.run_url}`,
+    );
+    const text = reviews.length
+      ? `${lines.join('\n')}${more ? `\nMore are waiting: raise limit (max 100) or decide these first.` : ''}` +
+        `${error ? `\nMetric values unavailable (MLflow: ${error}).` : ''}`
+      : `No ${mode} reviews pending.`;
+    return { structured: { reviews, more }, text };
+  },
+});
