@@ -102,6 +102,9 @@ const EnvSchema = z.object({
   RUNWARDEN_SHUTDOWN_GRACE_MS: intMs(30_000),
   RUNWARDEN_KEEP_WORKSPACES: bool(false),
   RUNWARDEN_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
+  RUNWARDEN_REVIEW_RECONCILE_MS: intMs(60_000),
+  RUNWARDEN_REVIEW_APPLY_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
+  RUNWARDEN_REVIEW_REDIS_RETRY_MS: intMs(10_000),
   RUNWARDEN_ENV_BUILD_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(1_200_000),
   RUNWARDEN_INPUT_ROOTS: z.string().optional(),
   RUNWARDEN_INPUT_DIRS: bool(false),
@@ -191,6 +194,15 @@ export interface Config {
     lockMs: number;
     /** Bound of one template Python environment build, apart from the task's timeout. */
     envBuildTimeoutMs: number;
+  };
+  /** The review system (src/review/). */
+  review: {
+    /** How often the judge reconciles (missing items, decided-not-applied, stuck policy items); 0 = only at start. */
+    reconcileMs: number;
+    /** Lease of the per-item apply lock (a crashed judge's lock frees after this). */
+    applyLockMs: number;
+    /** How long the completion hook and the judge retry a Redis call through an outage. */
+    redisRetryMs: number;
   };
   /** The task-input boundary (see src/runners/input-policy.ts). */
   inputs: {
@@ -302,6 +314,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       keepWorkspaces: e.RUNWARDEN_KEEP_WORKSPACES,
       lockMs: e.RUNWARDEN_WORKER_LOCK_MS,
       envBuildTimeoutMs: e.RUNWARDEN_ENV_BUILD_TIMEOUT_MS,
+    },
+    review: {
+      reconcileMs: e.RUNWARDEN_REVIEW_RECONCILE_MS,
+      applyLockMs: e.RUNWARDEN_REVIEW_APPLY_LOCK_MS,
+      redisRetryMs: e.RUNWARDEN_REVIEW_REDIS_RETRY_MS,
     },
     inputs: {
       roots: (e.RUNWARDEN_INPUT_ROOTS ?? path.join(tasksDir, 'data'))

@@ -189,6 +189,24 @@ export class UnsafeArtifactPathError extends RunwardenError {
   }
 }
 
+/** A review item already carries a different decision: says who decided, what, and when. */
+export class ReviewAlreadyDecidedError extends RunwardenError {
+  readonly reviewId: string;
+  readonly decidedBy: string;
+  readonly verdict: string;
+  readonly decidedAt: number;
+  constructor(reviewId: string, d: { judge: string; verdict: string; at: number }) {
+    super(
+      'REVIEW_ALREADY_DECIDED',
+      `review ${capForEcho(reviewId)} was already decided: ${capForEcho(d.verdict)} by ${capForEcho(d.judge)} at ${new Date(d.at).toISOString()}; each item is decided once, so this decision was refused. Read it with get_review.`,
+    );
+    this.reviewId = reviewId;
+    this.decidedBy = d.judge;
+    this.verdict = d.verdict;
+    this.decidedAt = d.at;
+  }
+}
+
 /** Narrow an unknown error to a RunwardenError with one of the given codes. */
 export function hasCode<C extends RunwardenErrorCode>(
   err: unknown,

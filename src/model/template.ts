@@ -55,10 +55,15 @@ export const MetricThresholdDef = z
   .object({
     threshold: z.number().finite().optional(),
     min_absolute_change: z.number().finite().positive().optional(),
-    min_relative_change: z.number().finite().positive().optional(),
+    min_relative_change: z.number().min(0).max(1).optional(),
     greater_is_better: z.boolean(),
   })
-  .strict();
+  .strict()
+  .refine(
+    (g) =>
+      g.threshold !== undefined || g.min_absolute_change !== undefined || g.min_relative_change !== undefined,
+    { message: 'no threshold was specified: set threshold, min_absolute_change or min_relative_change' },
+  );
 export type MetricThresholdDef = z.infer<typeof MetricThresholdDef>;
 
 /** How results of a template are reviewed, and which registered model and alias they compete for. */

@@ -1,0 +1,70 @@
+/**
+ * A review item's evidence, read from MLflow when asked (never stored: it is always current): the
+ * run's metrics (with `composite` derived when it can be), params and UI link, the candidate model
+ * URI when the run stored a model, the current holder of the template's alias with its run's
+ * metrics, the workspace.zip artifact, the template's primary metric, and what the policy gates say.
+ */
+import type { MlflowClient } from '../mlflow/client.js';
+import { readRun, versionByAlias } from './mlflow-reads.js';
+import { evaluatePolicy, withComposite } from './policy.js';
+import { templateReview } from './template-review.js';
+import type { Evidence, ReviewItem } from './types.js';
+
+export const MODEL_EXISTS_TAG = 'runwarden.model_exists';
+export const WORKSPACE_ZIP_TAG = 'runwarden.workspace_zip_entries';
+
+export async function gatherEvidence(
+  client: MlflowClient,
+  tasksDir: string,
+  item: ReviewItem,
+): Promise<Evidence> {
+  const review = templateReview(tasksDir, item.template);
+  const cand = await readRun(client, item.runId);
+  const metrics = withComposite(cand.metrics);
+  let champion: Evidence['champion'];
+  const holder = await versionByAlias(client, review.modelName, review.alias);
+  if (holder) {
+    const runMetrics = holder.run_id
+      ? (await readRun(client, holder.run_id).catch(() => undefined))?.metrics
+      : {};
+    champion = {
+      name: review.modelName,
+      alias: review.alias,
+      version: holder.version,
+      runId: holder.run_id || undefined,
+      metrics: withComposite(runMetrics ?? {}),
+    };
+  }
+  const hasModel = cand.tags[MODEL_EXISTS_TAG] === 'true';
+  const policy = Object.keys(review.gates).length
+    ? evaluatePolicy(review.gates, metrics, champion?.metrics)
+    : {
+        passed: false,
+        checks: [
+          {
+            metric: '-',
+            passed: false,
+            why: 'the template has no review.policy gates and no primary metric: nothing to judge by',
+          },
+        ],
+      };
+  if (!hasModel) {
+    policy.passed = false;
+    policy.checks.push({
+      metric: 'model',
+      passed: false,
+      why: 'the run stored no model folder, so there is nothing to register',
+    });
+  }
+  return {
+    item,
+    runUrl: client.runUrl(item.experimentId, item.runId),
+    metrics,
+    params: cand.params,
+    candidateModelUri: hasModel ? `runs:/${item.runId}/${review.modelPath}` : undefined,
+    champion,
+    workspaceArtifact: cand.tags[WORKSPACE_ZIP_TAG] !== undefined ? 'workspace.zip' : undefined,
+    primaryMetric: review.primaryMetric,
+    policy,
+  };
+}

@@ -1,0 +1,353 @@
+/**
+ * `ReviewStore`: review items in Redis and their decisions, exactly once across processes.
+ * `create` is idempotent by item id (`r-${sweepId ?? taskId}`); a policy item also gets a job on
+ * the `reviews` queue (job id = item id) for the policy judge. `decide` validates, claims the
+ * decision atomically (a Lua script: the first claim wins; a different second one is refused with
+ * REVIEW_ALREADY_DECIDED naming who decided and when), then applies it under a per-item lock
+ * (apply.ts) and marks the item `applied` only once every step landed. A decided item that is not
+ * applied (a crash, an MLflow outage) is finished by submitting the same verdict as the same judge
+ * again, or by the judge's reconcile loop (`finish`).
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { hasCode, ReviewAlreadyDecidedError, RunwardenError, ValidationError } from '../errors/index.js';
+import type { Logger } from '../log.js';
+import type { MlflowClient } from '../mlflow/client.js';
+import { MAX_REVIEW_NOTES } from '../model/task-spec.js';
+import { retryRedis } from '../queue/records.js';
+import type { TaskQueue } from '../queue/task-queue.js';
+import { applyDecision, reworkSpec } from './apply.js';
+import { gatherEvidence, MODEL_EXISTS_TAG } from './evidence.js';
+import { reviewKeys } from './keys.js';
+import { readRun } from './mlflow-reads.js';
+import type { ApplyPlan } from './promotion.js';
+import { reviewScripts } from './scripts.js';
+import {
+  type DecisionInput,
+  type Evidence,
+  REVIEW_QUEUE,
+  REVIEW_STATES,
+  type ReviewDecision,
+  type ReviewItem,
+  type ReviewMode,
+  type ReviewState,
+  reviewIdFor,
+  VERDICTS,
+} from './types.js';
+
+export interface ReviewStoreOptions {
+  redisUrl: string;
+  prefix: string;
+  client: MlflowClient;
+  tasksDir: string;
+  /** The task queue, for rework verdicts (which enqueue the task again). */
+  tasks?: TaskQueue;
+  logger?: Logger;
+  /** How long one Redis call retries while Redis is unreachable (default 0: fail at once). */
+  redisRetryMs?: number;
+  /** Apply lock lease, renewed every third of it while applying (default 30 s). */
+  applyLockMs?: number;
+}
+
+export interface CreateItemInput {
+  taskId: string;
+  runId: string;
+  experimentId: string;
+  template: string;
+  mode: ReviewMode;
+  sweepId?: string;
+}
+
+export interface DecideResult {
+  item: ReviewItem;
+  /** True once every step of the decision landed in MLflow (the item is `applied`). */
+  applied: boolean;
+  /** Why applying stopped, when it did (the decision stands; the judge's reconcile loop retries). */
+  applyError?: string;
+}
+
+const JUDGE_MAX = 200;
+const CONTROL = /\p{Cc}/u;
+const same = (a: ReviewDecision, b: DecisionInput) => a.verdict === b.verdict && a.judge === b.judge;
+
+export class ReviewStore {
+  readonly redis: Redis;
+  readonly queue: Queue<{ reviewId: string }>;
+  private readonly k: ReturnType<typeof reviewKeys>;
+  private readonly scripts: ReturnType<typeof reviewScripts>;
+  private readonly lockMs: number;
+
+  constructor(private readonly opts: ReviewStoreOptions) {
+    this.k = reviewKeys(opts.prefix);
+    this.redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    this.redis.on('error', () => undefined); // surfaced by the failing call
+    this.queue = new Queue(REVIEW_QUEUE, { connection: this.redis, prefix: opts.prefix });
+    this.queue.on('error', () => undefined);
+    this.scripts = reviewScripts(this.redis);
+    this.lockMs = opts.applyLockMs ?? 30_000;
+  }
+
+  get client(): MlflowClient {
+    return this.opts.client;
+  }
+
+  private call<T>(f: () => Promise<T>): Promise<T> {
+    const budget = this.opts.redisRetryMs ?? 0;
+    return budget > 0 ? retryRedis(f, budget) : f();
+  }
+
+  /** Create the item unless it exists (`existing: true` then). Policy items get a judge job. */
+  async create(input: CreateItemInput): Promise<{ item: ReviewItem; existing: boolean }> {
+    const id = reviewIdFor(input);
+    const item: ReviewItem = {
+      id,
+      taskId: input.taskId,
+      runId: input.runId,
+      experimentId: input.experimentId,
+      template: input.template,
+      mode: input.mode,
+      ...(input.sweepId ? { sweepId: input.sweepId } : {}),
+      state: 'pending',
+      createdAt: Date.now(),
+    };
+    const { state: _s, ...stored } = item;
+    const made = await this.call(() =>
+      this.scripts.create(
+        this.k.item(id),
+        this.k.byState('pending'),
+        JSON.stringify(stored),
+        item.createdAt,
+        id,
+      ),
+    );
+    if (!made) return { item: (await this.get(id)) ?? item, existing: true };
+    if (item.mode === 'policy') await this.enqueueJudge(id);
+    this.opts.logger?.info({ review: id, task: item.taskId, mode: item.mode }, 'review item created');
+    return { item, existing: false };
+  }
+
+  /** Put a policy item on the judge's queue (a no-op while its job exists). */
+  async enqueueJudge(id: string): Promise<void> {
+    await this.call(() =>
+      this.queue.add(
+        'judge',
+        { reviewId: id },
+        {
+          jobId: id,
+          attempts: 5,
+          backoff: { type: 'exponential', delay: 2_000 },
+          removeOnComplete: true,
+          removeOnFail: true,
+        },
+      ),
+    );
+  }
+
+  async get(id: string): Promise<ReviewItem | undefined> {
+    const h = await this.call(() => this.redis.hgetall(this.k.item(id)));
+    return parseItem(h);
+  }
+
+  private async mustGet(id: string): Promise<ReviewItem> {
+    const item = await this.get(id);
+    if (!item)
+      throw new RunwardenError(
+        'REVIEW_NOT_FOUND',
+        `review_id: no review item ${id.slice(0, 200)}; list_pending_reviews shows the open ones`,
+      );
+    return item;
+  }
+
+  /** Items in the given states (default all), oldest first, at most `limit` (default 50, ≤ 1000). */
+  async list(
+    opts: { states?: ReviewState[]; mode?: ReviewMode; limit?: number } = {},
+  ): Promise<ReviewItem[]> {
+    const states = opts.states?.length ? opts.states : [...REVIEW_STATES];
+    const limit = Math.min(Math.max(opts.limit ?? 50, 1), 1_000);
+    const ids: { id: string; at: number }[] = [];
+    for (const s of states) {
+      // With a mode filter, read further than the limit (the filter drops some).
+      const n = opts.mode ? limit * 4 : limit;
+      const flat = await this.call(() => this.redis.zrange(this.k.byState(s), 0, n - 1, 'WITHSCORES'));
+      for (let i = 0; i < flat.length; i += 2) ids.push({ id: flat[i]!, at: Number(flat[i + 1]) });
+    }
+    ids.sort((a, b) => a.at - b.at);
+    const pipe = this.redis.pipeline();
+    for (const { id } of ids) pipe.hgetall(this.k.item(id));
+    const rows = (await this.call(() => pipe.exec())) ?? [];
+    const out: ReviewItem[] = [];
+    for (const [, h] of rows) {
+      const item = parseItem(h as Record<string, string>);
+      if (item && (!opts.mode || item.mode === opts.mode)) out.push(item);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  evidence(id: string): Promise<Evidence> {
+    return this.mustGet(id).then((item) => gatherEvidence(this.opts.client, this.opts.tasksDir, item));
+  }
+
+  async counts(): Promise<{ pending: number; approve: number; reject: number; rework: number }> {
+    const [pending, c] = await this.call(() =>
+      Promise.all([this.redis.zcard(this.k.byState('pending')), this.redis.hgetall(this.k.counts)]),
+    );
+    return {
+      pending,
+      approve: Number(c.approve ?? 0),
+      reject: Number(c.reject ?? 0),
+      rework: Number(c.rework ?? 0),
+    };
+  }
+
+  /**
+   * Decide exactly once, then apply. A different decision after the first is refused
+   * (REVIEW_ALREADY_DECIDED); the same verdict by the same judge again finishes applying it.
+   */
+  async decide(id: string, input: DecisionInput): Promise<DecideResult> {
+    checkDecision(input);
+    const item = await this.mustGet(id);
+    if (item.decision) {
+      if (!same(item.decision, input)) throw new ReviewAlreadyDecidedError(id, item.decision);
+      return item.state === 'applied' ? { item, applied: true } : this.finish(id);
+    }
+    await this.precheck(item, input);
+    const decision: ReviewDecision = {
+      verdict: input.verdict,
+      judge: input.judge,
+      ...(input.score !== undefined ? { score: input.score } : {}),
+      ...(input.notes ? { notes: input.notes } : {}),
+      at: Date.now(),
+    };
+    const [r, cur] = await this.call(() =>
+      this.scripts.claim(
+        [this.k.item(id), this.k.byState('pending'), this.k.byState('decided'), this.k.counts],
+        JSON.stringify(decision),
+        id,
+        decision.verdict,
+      ),
+    );
+    if (r === 'missing') return this.mustGet(id).then(() => ({ item, applied: false }));
+    if (r === 'taken') {
+      const first = JSON.parse(cur!) as ReviewDecision;
+      if (!same(first, input)) throw new ReviewAlreadyDecidedError(id, first);
+    } else {
+      this.opts.logger?.info(
+        { review: id, verdict: decision.verdict, judge: decision.judge },
+        'review decided',
+      );
+    }
+    return this.finish(id);
+  }
+
+  /** Refuse a decision that could not be applied, before it is claimed. */
+  private async precheck(item: ReviewItem, d: DecisionInput): Promise<void> {
+    if (d.verdict === 'approve') {
+      const { tags } = await readRun(this.opts.client, item.runId);
+      if (tags[MODEL_EXISTS_TAG] !== 'true')
+        throw new ValidationError(
+          'verdict',
+          `run ${item.runId} stored no model folder, so it cannot be approved into the registry; reject it or ask for rework`,
+        );
+    }
+    if (d.verdict === 'rework') {
+      if (!this.opts.tasks)
+        throw new RunwardenError('CONFIG_ERROR', 'a rework verdict needs the task queue (REDIS_URL)');
+      await reworkSpec(this.opts.tasks, item, d.notes ?? '');
+    }
+  }
+
+  /**
+   * Apply a decided item and mark it applied (idempotent; a no-op for applied or pending items).
+   * Another process applying it holds the lock: this call then returns `applied: false`.
+   */
+  async finish(id: string): Promise<DecideResult> {
+    const item = await this.mustGet(id);
+    if (item.state !== 'decided' || !item.decision) return { item, applied: item.state === 'applied' };
+    const owner = randomUUID();
+    const lockKey = this.k.applyLock(id);
+    if (!(await this.call(() => this.scripts.lock(lockKey, owner, this.lockMs))))
+      return { item, applied: false };
+    const renew = setInterval(
+      () => void this.scripts.lock(lockKey, owner, this.lockMs).catch(() => undefined),
+      Math.max(100, Math.floor(this.lockMs / 3)),
+    );
+    renew.unref();
+    try {
+      const raw = await this.call(() => this.redis.hget(this.k.item(id), 'plan'));
+      const plan: ApplyPlan = raw ? (JSON.parse(raw) as ApplyPlan) : {};
+      const outcome = await applyDecision(
+        {
+          client: this.opts.client,
+          tasksDir: this.opts.tasksDir,
+          tasks: this.opts.tasks,
+          plan,
+          savePlan: (p) =>
+            this.call(() => this.redis.hset(this.k.item(id), 'plan', JSON.stringify(p))).then(
+              () => undefined,
+            ),
+        },
+        item,
+        item.decision,
+      );
+      await this.call(() =>
+        this.scripts.applied(
+          [this.k.item(id), this.k.byState('decided'), this.k.byState('applied')],
+          JSON.stringify(outcome),
+          id,
+        ),
+      );
+      this.opts.logger?.info({ review: id, verdict: item.decision.verdict, ...outcome }, 'review applied');
+      return { item: { ...item, state: 'applied', outcome }, applied: true };
+    } catch (err) {
+      if (hasCode(err, 'VALIDATION_ERROR') || hasCode(err, 'CONFIG_ERROR')) throw err;
+      const why = (err as Error).message;
+      this.opts.logger?.warn({ review: id, err: why }, 'applying the decision failed; it will be retried');
+      return { item, applied: false, applyError: why };
+    } finally {
+      clearInterval(renew);
+      await this.scripts.unlock(lockKey, owner).catch(() => undefined);
+    }
+  }
+
+  /** Ids of decided items that are not applied yet, oldest first. */
+  async decidedIds(limit = 100): Promise<string[]> {
+    return this.call(() => this.redis.zrange(this.k.byState('decided'), 0, limit - 1));
+  }
+
+  /** Whether an item exists for this id. */
+  async exists(id: string): Promise<boolean> {
+    return (await this.call(() => this.redis.exists(this.k.item(id)))) === 1;
+  }
+
+  async close(): Promise<void> {
+    await Promise.race([
+      this.queue.close().catch(() => undefined),
+      new Promise((r) => setTimeout(r, 3_000).unref()),
+    ]);
+    this.redis.disconnect();
+  }
+}
+
+function checkDecision(d: DecisionInput): void {
+  if (!VERDICTS.includes(d.verdict))
+    throw new ValidationError('verdict', `must be one of ${VERDICTS.join(', ')}`);
+  if (typeof d.judge !== 'string' || !d.judge.trim() || d.judge.length > JUDGE_MAX || CONTROL.test(d.judge))
+    throw new ValidationError('judge', `name who decides: 1-${JUDGE_MAX} characters, no control characters`);
+  if (d.score !== undefined && (typeof d.score !== 'number' || !Number.isFinite(d.score)))
+    throw new ValidationError('score', 'must be a finite number');
+  if (d.notes !== undefined && (typeof d.notes !== 'string' || d.notes.length > MAX_REVIEW_NOTES))
+    throw new ValidationError('notes', `at most ${MAX_REVIEW_NOTES} characters; shorten the notes`);
+}
+
+function parseItem(h: Record<string, string> | undefined): ReviewItem | undefined {
+  if (!h?.item) return undefined;
+  const base = JSON.parse(h.item) as Omit<ReviewItem, 'state'>;
+  return {
+    ...base,
+    state: (h.state as ReviewState) ?? 'pending',
+    ...(h.decision ? { decision: JSON.parse(h.decision) as ReviewDecision } : {}),
+    ...(h.outcome ? { outcome: JSON.parse(h.outcome) } : {}),
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * The review system's vocabulary (the contract other parts code against, /work/helpers/contract9.md):
+ * a review item per successful task (per sweep for sweeps), its state, the judge's decision, the
+ * evidence a judge sees, and the promotion record kept in MLflow. Types only.
+ */
+
+/** BullMQ queue of items waiting for the policy judge (same prefix as the tasks queue). */
+export const REVIEW_QUEUE = 'reviews';
+
+/** How a task's result is reviewed: 'none' creates no item. */
+export type ReviewMode = 'policy' | 'agent';
+export type Verdict = 'approve' | 'reject' | 'rework';
+/** pending → decided (the claim) → applied (every MLflow step landed). */
+export type ReviewState = 'pending' | 'decided' | 'applied';
+
+export const VERDICTS: readonly Verdict[] = ['approve', 'reject', 'rework'];
+export const REVIEW_STATES: readonly ReviewState[] = ['pending', 'decided', 'applied'];
+
+export interface ReviewDecision {
+  verdict: Verdict;
+  judge: string;
+  score?: number;
+  notes?: string;
+  at: number;
+}
+
+export interface ReviewOutcome {
+  modelName?: string;
+  version?: string;
+  alias?: string;
+  previousVersion?: string;
+  reworkTaskId?: string;
+}
+
+export interface ReviewItem {
+  /** `r-${sweepId ?? taskId}`: one item per task (per sweep for sweeps). */
+  id: string;
+  taskId: string;
+  runId: string;
+  experimentId: string;
+  template: string;
+  mode: ReviewMode;
+  sweepId?: string;
+  state: ReviewState;
+  createdAt: number;
+  decision?: ReviewDecision;
+  outcome?: ReviewOutcome;
+}
+
+/** One policy gate's result. */
+export interface PolicyCheck {
+  metric: string;
+  passed: boolean;
+  why: string;
+}
+
+export interface Evidence {
+  item: ReviewItem;
+  runUrl: string;
+  metrics: Record<string, number>;
+  params: Record<string, string>;
+  /** `runs:/<run>/model` when the run stored a model. */
+  candidateModelUri?: string;
+  champion?: {
+    name: string;
+    alias: string;
+    version: string;
+    runId?: string;
+    metrics: Record<string, number>;
+  };
+  /** The run's workspace.zip artifact path. */
+  workspaceArtifact?: string;
+  primaryMetric?: { name: string; direction: 'min' | 'max' };
+  policy?: { passed: boolean; checks: PolicyCheck[] };
+}
+
+/** One alias move, as recorded in MLflow (a registered-model tag and a description row). */
+export interface PromotionRecord {
+  at: number;
+  name: string;
+  alias: string;
+  version: string;
+  previousVersion?: string;
+  judge: string;
+  reviewId: string;
+  runId: string;
+  taskId: string;
+  score?: number;
+  notes?: string;
+  metrics: Record<string, number>;
+}
+
+/** What a decision asks for (the time is added by the store). */
+export interface DecisionInput {
+  verdict: Verdict;
+  judge: string;
+  score?: number;
+  notes?: string;
+}
+
+export const reviewIdFor = (o: { taskId: string; sweepId?: string }) => `r-${o.sweepId ?? o.taskId}`;
