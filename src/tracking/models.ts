@@ -2,7 +2,8 @@
  * Model registration. `registerModel` creates the registered model if missing (race-safe, like
  * experiments), creates a version from the run's artifact location, waits until it is READY and
  * moves the alias. Version creation is not idempotent: a per-call request tag lets a retry find
- * the earlier attempt's version, and an optional `idempotencyKey` makes repeated calls return the
+ * the earlier attempt's version and a late-landing duplicate be deleted (version-create.ts), and
+ * an optional `idempotencyKey` makes repeated calls return the
  * same version, concurrent ones too: after creating, a caller re-reads every version carrying the
  * key, keeps the lowest number, deletes the rest, and returns the kept one (every racer agrees).
  * The run must have the artifact path (checked first). Concurrent registrations leave the alias
@@ -20,11 +21,11 @@ import {
   keepLowest,
   tagOf,
   versionsOfModel,
-  versionsOfRun,
   versionsWithKey,
 } from './model-versions.js';
 import { RW_TAGS } from './tags.js';
 import { LIMITS, validateName } from './validation.js';
+import { createVersionOnce, type VersionSweepOutcome } from './version-create.js';
 
 export interface RegisterModelOptions {
   runId: string;
@@ -40,6 +41,10 @@ export interface RegisterModelOptions {
   idempotencyKey?: string;
   /** How long to wait for READY (default 5 min). */
   readyTimeoutMs?: number;
+  /** Wait past a timed-out create's deadline before the late-duplicate sweep (default 60 s). */
+  lateCreateMarginMs?: number;
+  /** Called with the late-duplicate sweep's outcome, when a create timed out (version-create.ts). */
+  onCreateSweep?: (outcome: VersionSweepOutcome) => void;
 }
 
 export interface RegisterModelResult {
@@ -196,31 +201,22 @@ export async function registerModel(
     ...(opts.alias ? { [RW_TAGS.aliasIntent]: opts.alias } : {}),
     ...(opts.idempotencyKey ? { [IDEMPOTENCY_TAG]: opts.idempotencyKey } : {}),
   };
-  const mv = await withRetry(
-    client.retry,
-    async (attempt) => {
-      if (attempt > 0) {
-        const earlier = (await versionsOfRun(client, opts.name, opts.runId)).find(
-          (v) => tagOf(v, RW_TAGS.requestId) === requestId,
-        );
-        if (earlier) return earlier;
-      }
-      return (
-        await ok(
-          client.api.POST('/api/2.0/mlflow/model-versions/create', {
-            body: {
-              name: opts.name,
-              source,
-              run_id: opts.runId,
-              description: opts.description,
-              tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
-            },
-          }),
-        )
-      ).model_version;
+  const mv = await createVersionOnce(client, {
+    name: opts.name,
+    runId: opts.runId,
+    requestId,
+    body: {
+      name: opts.name,
+      source,
+      run_id: opts.runId,
+      description: opts.description,
+      tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
     },
-    { retryable: isTransientUnretried },
-  );
+    alias: opts.alias,
+    lateCreateMarginMs: opts.lateCreateMarginMs,
+    onSweep: opts.onCreateSweep,
+    settleAlias,
+  });
   if (!opts.idempotencyKey) return finish(client, opts, mv, source, true);
   const kept = await keepLowest(client, opts.name, opts.runId, opts.idempotencyKey, mv);
   return finish(client, opts, kept, source, kept.version === mv.version);

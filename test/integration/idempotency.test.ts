@@ -1,11 +1,17 @@
-// Idempotent creates against the real MLflow with the fault between them: a runs/create held back
-// by the fault proxy longer than the client's timeout still lands, after the caller has its run.
-// The final sweep (past the create's deadline) must leave exactly one live run with the request
-// id, the late duplicate closed KILLED with the reason and deleted, as MLflow's Python client sees.
+// Idempotent creates against the real MLflow with the fault between them: a runs/create (or a
+// model-versions/create) held back by the fault proxy longer than the client's timeout still
+// lands, after the caller has its run (version). The final sweep (past the create's deadline) must
+// leave exactly one live run with the request id, the late duplicate closed KILLED with the reason
+// and deleted, and no late version (its alias put back), as MLflow's Python client sees.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createMlflowClient, getOrCreateExperiment, startRun } from '../../src/index.js';
+import { createMlflowClient, getOrCreateExperiment, registerModel, startRun } from '../../src/index.js';
 import { ok } from '../../src/mlflow/client.js';
+import { settleAlias } from '../../src/tracking/models.js';
 import type { CreateSweepOutcome } from '../../src/tracking/run-create.js';
+import type { VersionSweepOutcome } from '../../src/tracking/version-create.js';
 import { testClient, uniqueName } from '../support/clients.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { pyGetRun, runPythonMlflow } from '../support/python.js';
@@ -167,5 +173,105 @@ describe('startRun: a create that times out and lands late', () => {
     const seen = await pyRunsWithRequestId(experimentId, outcome.requestId);
     expect(seen.active).toEqual([]);
     expect(seen.all.map((r) => [r.status, r.lifecycle_stage])).toEqual([['KILLED', 'deleted']]);
+  });
+});
+
+/** Versions of `name` and its champion alias, read with MLflow's Python client. */
+function pyModel(name: string): Promise<{ versions: string[]; champion: string | null }> {
+  return runPythonMlflow(
+    `import json, sys
+from mlflow import MlflowClient
+c = MlflowClient()
+name = sys.argv[1]
+versions = sorted(v.version for v in c.search_model_versions("name = '" + name + "'"))
+print(json.dumps({"versions": versions, "champion": c.get_registered_model(name).aliases.get("champion")}))`,
+    { trackingUri: mlflowUrl, args: [name] },
+  );
+}
+
+/** A FINISHED run with a `model` folder (registerModel checks it exists). */
+async function runWithModel(experimentId: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'rw-late-model-'));
+  await writeFile(join(dir, 'model.txt'), 'weights');
+  const run = await startRun(direct, { experimentId, handleSignals: false });
+  await run.logArtifact(dir, 'model');
+  await run.end();
+  return run.runId;
+}
+
+const CREATE_VERSION = /^POST \/api\/2\.0\/mlflow\/model-versions\/create /;
+
+describe('registerModel: a version create that times out and lands late', () => {
+  it('registerModel: when model-versions/create times out but lands after the call returned, the final sweep deletes the late version and puts back the alias it took', async () => {
+    const { experimentId } = await getOrCreateExperiment(direct, uniqueName('late-version'));
+    const runId = await runWithModel(experimentId);
+    const name = uniqueName('late-version-model');
+    let sweepOutcome: (o: VersionSweepOutcome) => void = () => undefined;
+    const swept = new Promise<VersionSweepOutcome>((resolve) => {
+      sweepOutcome = resolve;
+    });
+    // Hold the first version create until registerModel has returned; the retry's create passes.
+    let settled: () => void = () => undefined;
+    const until = new Promise<void>((resolve) => {
+      settled = resolve;
+    });
+    await proxy.setMode('delay', { onlyRequests: CREATE_VERSION, until, outliveClient: true });
+    const pending = registerModel(proxiedClient(1_000), {
+      runId,
+      artifactPath: 'model',
+      name,
+      alias: 'champion',
+      lateCreateMarginMs: 14_000,
+      onCreateSweep: (o) => sweepOutcome(o),
+    });
+    pending.then(settled, settled);
+    await waitFor('the first version create to be held', () => proxy.stats().held >= 1, { intervalMs: 20 });
+    await proxy.setMode('pass');
+    const result = await pending;
+    expect(result.version).toBe('1');
+
+    // The held create lands as version 2; another registration's alias settling would move
+    // `champion` onto it (the highest version registered for the alias), as this call does.
+    await waitFor('the held create to land', async () => (await pyModel(name)).versions.length === 2, {
+      timeoutMs: 30_000,
+    });
+    expect(await settleAlias(direct, name, 'champion')).toBe('2');
+
+    const outcome = await within(swept, 40_000, 'the final duplicate sweep');
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.keptVersion).toBe('1');
+    expect(outcome.removedVersions).toEqual(['2']);
+    expect(outcome.resettledAlias).toBe('champion');
+    expect(await pyModel(name)).toEqual({ versions: ['1'], champion: '1' });
+  });
+
+  it('registerModel: when every version create times out and the call fails, the late-landing version is deleted', async () => {
+    const { experimentId } = await getOrCreateExperiment(direct, uniqueName('late-version-fail'));
+    const runId = await runWithModel(experimentId);
+    const name = uniqueName('late-version-fail-model');
+    let sweepOutcome: (o: VersionSweepOutcome) => void = () => undefined;
+    const swept = new Promise<VersionSweepOutcome>((resolve) => {
+      sweepOutcome = resolve;
+    });
+    await proxy.setMode('delay', { onlyRequests: CREATE_VERSION, delayMs: 2_000, outliveClient: true });
+    const failed = await registerModel(proxiedClient(500, 0), {
+      runId,
+      artifactPath: 'model',
+      name,
+      alias: 'champion',
+      lateCreateMarginMs: 5_000,
+      onCreateSweep: (o) => sweepOutcome(o),
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await proxy.setMode('pass');
+    expect(failed).toMatchObject({ code: 'MLFLOW_UNREACHABLE' });
+
+    const outcome = await within(swept, 40_000, 'the final duplicate sweep');
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.keptVersion).toBeUndefined();
+    expect(outcome.removedVersions).toEqual(['1']);
+    expect(await pyModel(name)).toEqual({ versions: [], champion: null });
   });
 });

@@ -9,7 +9,7 @@
 //   pass         forward both ways untouched
 //   delay        wait `delayMs` (or until the `until` promise settles) before forwarding the
 //                request (then forward untouched); with `outliveClient` the request lands even
-//                when the client timed out meanwhile
+//                when the client timed out meanwhile; `onlyRequests` holds only matching requests
 //   hang         accept, read, never answer, never close (until the mode changes or close())
 //   http503      answer every request with 503 Service Unavailable and close
 //   reset        accept, then destroy the socket with RST
@@ -24,6 +24,11 @@ export interface FaultOptions {
   /** 'delay' only: hold each request until this settles (instead of `delayMs`). */
   until?: Promise<unknown>;
   dropAfterBytes?: number;
+  /**
+   * 'delay' only: hold just the requests whose request line (`POST /api/... HTTP/1.1`) matches;
+   * others pass untouched. Relies on one request per connection (runwarden's loopback transport).
+   */
+  onlyRequests?: RegExp;
   /** Also apply 'hang'/'reset'/'refuse' to connections already open. */
   existing?: boolean;
   /**
@@ -40,8 +45,8 @@ export interface FaultProxy {
   port: number;
   mode(): FaultMode;
   setMode(mode: FaultMode, opts?: FaultOptions): Promise<void>;
-  /** Connections accepted so far, and how many of them met each mode. */
-  stats(): { accepted: number; byMode: Record<string, number> };
+  /** Connections accepted so far, how many of them met each mode, and requests held by `onlyRequests`. */
+  stats(): { accepted: number; byMode: Record<string, number>; held: number };
   close(): Promise<void>;
 }
 
@@ -57,6 +62,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let current: FaultMode = 'pass';
   let opts: FaultOptions = {};
   let accepted = 0;
+  let held = 0;
   const byMode: Record<string, number> = {};
   const sockets = new Set<Socket>();
   const hung = new Set<Socket>();
@@ -92,15 +98,30 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     upstream.on('error', () => client.destroy());
     // outliveClient: the held request still reaches the server whole (no FIN, no abort after it),
     // as a create the server commits after the client gave up on it.
-    const outlive = mode === 'delay' && opts.outliveClient === true;
+    const o = opts;
+    let outlive = mode === 'delay' && o.outliveClient === true && !o.onlyRequests;
     client.on('close', () => {
       if (!outlive) upstream.destroy();
     });
     const forwardRequest = () => client.pipe(upstream, { end: !outlive });
-    if (mode === 'delay') {
+    const hold = () => {
+      if (o.until) void o.until.finally(forwardRequest);
+      else setTimeout(forwardRequest, o.delayMs ?? 1_000);
+    };
+    if (mode === 'delay' && o.onlyRequests) {
+      const only = o.onlyRequests;
+      client.once('data', (first: Buffer) => {
+        client.pause();
+        client.unshift(first);
+        const line = first.toString('latin1', 0, Math.min(first.length, 1024)).split('\r\n')[0] ?? '';
+        if (!only.test(line)) return forwardRequest();
+        outlive = o.outliveClient === true;
+        held++;
+        hold();
+      });
+    } else if (mode === 'delay') {
       client.pause();
-      if (opts.until) void opts.until.finally(forwardRequest);
-      else setTimeout(forwardRequest, opts.delayMs ?? 1_000);
+      hold();
     } else {
       forwardRequest();
     }
@@ -161,7 +182,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         hung.clear();
       }
     },
-    stats: () => ({ accepted, byMode: { ...byMode } }),
+    stats: () => ({ accepted, byMode: { ...byMode }, held }),
     async close() {
       for (const s of sockets) s.destroy();
       if (current !== 'refuse') await stopListening();
