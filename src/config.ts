@@ -72,6 +72,10 @@ const EnvSchema = z.object({
     .positive()
     .default(16 * 1024 * 1024),
   RUNWARDEN_HTTP_SESSION_IDLE_MS: z.coerce.number().int().min(1_000).default(3_600_000),
+  RUNWARDEN_METRICS: bool(true),
+  RUNWARDEN_METRICS_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  RUNWARDEN_DASHBOARD: bool(true),
+  RUNWARDEN_DASHBOARD_READ_ONLY: bool(true),
   RUNWARDEN_READ_ONLY: bool(false),
   RUNWARDEN_ALLOWED_ROOTS: z.string().optional(),
   RUNWARDEN_MAX_INLINE_ARTIFACT_BYTES: z.coerce
@@ -124,6 +128,10 @@ export interface HttpSettings {
   maxBodyBytes: number;
   /** Close MCP sessions idle this long (default 1 h); their runs stay open under their lease. */
   sessionIdleMs?: number;
+  /** `GET /metrics` (default on); each scrape waits for Redis at most `timeoutMs` (default 2 s). */
+  metrics?: { enabled: boolean; timeoutMs: number };
+  /** The queue dashboard at /admin/queues (default on, read-only). */
+  dashboard?: { enabled: boolean; readOnly: boolean };
 }
 
 export interface Config {
@@ -287,6 +295,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowedOrigins: list(e.RUNWARDEN_HTTP_ALLOWED_ORIGINS),
       maxBodyBytes: e.RUNWARDEN_HTTP_MAX_BODY_BYTES,
       sessionIdleMs: e.RUNWARDEN_HTTP_SESSION_IDLE_MS,
+      metrics: { enabled: e.RUNWARDEN_METRICS, timeoutMs: e.RUNWARDEN_METRICS_TIMEOUT_MS },
+      dashboard: { enabled: e.RUNWARDEN_DASHBOARD, readOnly: e.RUNWARDEN_DASHBOARD_READ_ONLY },
     },
     mcp: {
       readOnly: e.RUNWARDEN_READ_ONLY,
