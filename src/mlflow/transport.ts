@@ -161,7 +161,21 @@ export interface SendOptions {
   maxBodyBytes?: number;
 }
 
+/**
+ * One HTTP exchange with MLflow as `observe` listeners see it: every attempt of a retried call, with
+ * its status, or `error` when no answer came (`timeout`, `network`). `url` may hold ids and a query.
+ */
+export interface RequestEvent {
+  method: string;
+  url: string;
+  status?: number;
+  error?: 'timeout' | 'network';
+  durationMs: number;
+}
+
 export interface Transport {
+  /** Call `listener` after every HTTP exchange (metrics); returns the function that stops it. */
+  observe: (listener: (e: RequestEvent) => void) => () => void;
   /** A `fetch` for openapi-fetch: throws typed errors, never returns a non-2xx response. */
   fetch: (input: Request) => Promise<Response>;
   /**
@@ -300,6 +314,16 @@ export function createTransport(opts: TransportOptions): Transport {
   const buffered = !opts.fetch;
   const doFetch: FetchLike = opts.fetch ?? bufferedHttpFetch(agentFor);
   const log = opts.logger ?? silentLogger;
+  const observers = new Set<(e: RequestEvent) => void>();
+  const emit = (e: RequestEvent) => {
+    for (const o of observers) {
+      try {
+        o(e);
+      } catch {
+        // an observer's failure never fails the request
+      }
+    }
+  };
 
   async function once(
     url: string,
@@ -331,17 +355,21 @@ export function createTransport(opts: TransportOptions): Transport {
       signal.addEventListener('abort', forward, { once: true });
     }
     let res: Response;
+    const started = performance.now();
+    const took = () => performance.now() - started;
     try {
       res = await doFetch(url, { ...init, headers, signal: ac.signal }, maxBodyBytes);
     } catch (err) {
       clearTimeout(timer);
       if (signal?.aborted) throw signal.reason ?? err;
+      if (observers.size) emit({ method, url, error: timedOut ? 'timeout' : 'network', durationMs: took() });
       const detail = timedOut ? `no answer within ${timeoutMs} ms` : describeNetworkError(err);
       throw new MlflowUnreachableError(endpoint, detail, err);
     } finally {
       signal?.removeEventListener('abort', forward);
     }
     if (buffered) clearTimeout(timer);
+    if (observers.size) emit({ method, url, status: res.status, durationMs: took() });
     if (!res.ok) throw await errorFromResponse(res, endpoint);
     return res;
   }
@@ -386,6 +414,9 @@ export function createTransport(opts: TransportOptions): Transport {
   ) =>
     new Promise<void>((resolve, reject) => {
       const endpoint = describeEndpoint(method, url);
+      const started = performance.now();
+      const observe = (o: { status?: number; error?: 'network' }) =>
+        observers.size && emit({ method, url, ...o, durationMs: performance.now() - started });
       const target = new URL(url);
       const headers: Record<string, string | number> = {};
       if (io.source) {
@@ -398,6 +429,7 @@ export function createTransport(opts: TransportOptions): Transport {
       // as they are, since no retry or tracking URI fixes them.
       const fail = (err: Error) => {
         if (signal?.aborted) return reject(signal.reason ?? err);
+        observe({ error: 'network' });
         reject(new MlflowUnreachableError(endpoint, describeNetworkError(err), err));
       };
       let localError: Error | undefined;
@@ -411,6 +443,7 @@ export function createTransport(opts: TransportOptions): Transport {
         { method, headers, signal, agent: agentFor(target.protocol) },
         (res) => {
           const status = res.statusCode ?? 0;
+          observe({ status });
           if (status >= 200 && status < 300) {
             if (!io.sink) {
               res.resume();
@@ -461,7 +494,12 @@ export function createTransport(opts: TransportOptions): Transport {
       streamOnce('GET', url, { sink: file }, o.timeoutMs ?? opts.timeoutMs, o.signal),
     );
 
-  return { fetch: fetchForClient, send, putFile, getToFile, trackingUri: opts.trackingUri };
+  const observe: Transport['observe'] = (listener) => {
+    observers.add(listener);
+    return () => observers.delete(listener);
+  };
+
+  return { observe, fetch: fetchForClient, send, putFile, getToFile, trackingUri: opts.trackingUri };
 }
 
 function describeNetworkError(err: unknown): string {
