@@ -81,6 +81,10 @@ export async function runAttempt(
       [RW_TAGS.configHash]: task.configHash,
       'runwarden.template': template.name,
       'runwarden.job_id': ctx.jobId,
+      // A judge's rework verdict: the run links to the one it redoes.
+      ...(task.rework
+        ? { 'runwarden.rework_of_run': task.rework.ofRun, 'runwarden.rework_of_task': task.rework.ofTask }
+        : {}),
     },
     params: task.params,
     owner: settings.owner,
@@ -169,6 +173,7 @@ export async function runAttempt(
           MLFLOW_RUN_ID: run.runId,
           MLFLOW_EXPERIMENT_ID: experimentId,
           RUNWARDEN_TASK_ID: task.taskId,
+          RUNWARDEN_REVIEW_NOTES: task.rework?.notes,
           RUNWARDEN_OUTPUT_DIR: ws.outputDir,
           PYTHONUNBUFFERED: '1',
         },

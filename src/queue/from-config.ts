@@ -1,13 +1,16 @@
 /**
  * Building the task system's parts from the parsed environment, so the CLI, the MCP server and
- * tests wire them the same way.
+ * tests wire them the same way. A worker built here creates a review item for each task it
+ * completes whose review mode is policy or agent (the `onCompleted` hook; the judge's reconcile
+ * pass covers a hook that failed).
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
+import { reviewStoreFromConfig } from '../review/from-config.js';
 import type { AttemptSettings } from './attempt.js';
 import { TaskQueue } from './task-queue.js';
-import { startWorker } from './worker.js';
+import { type CompletedTask, type RunningWorker, startWorker } from './worker.js';
 
 export function taskQueueFromConfig(cfg: Config, client: MlflowClient): TaskQueue {
   return new TaskQueue({
@@ -44,8 +47,30 @@ export function attemptSettings(cfg: Config): AttemptSettings {
   };
 }
 
-export function workerFromConfig(cfg: Config, client: MlflowClient, logger: Logger) {
-  return startWorker({
+export async function workerFromConfig(
+  cfg: Config,
+  client: MlflowClient,
+  logger: Logger,
+): Promise<RunningWorker> {
+  // The hook's Redis calls retry through a blip for RUNWARDEN_REVIEW_REDIS_RETRY_MS; past that the
+  // worker logs the failure and the judge's reconcile pass creates the item.
+  const reviews = reviewStoreFromConfig(cfg, client, undefined, {
+    logger,
+    redisRetryMs: cfg.review.redisRetryMs,
+  });
+  const onCompleted = async (done: CompletedTask) => {
+    const mode = done.task.review;
+    if (mode !== 'policy' && mode !== 'agent') return;
+    await reviews.create({
+      taskId: done.task.taskId,
+      runId: done.runId,
+      experimentId: done.experimentId,
+      template: done.task.template,
+      mode,
+      sweepId: done.sweepId,
+    });
+  };
+  const worker = await startWorker({
     redisUrl: cfg.redisUrl,
     prefix: cfg.queue.prefix,
     concurrency: cfg.queue.concurrency,
@@ -54,5 +79,16 @@ export function workerFromConfig(cfg: Config, client: MlflowClient, logger: Logg
     settings: attemptSettings(cfg),
     client,
     logger,
+    onCompleted,
+  }).catch(async (err: unknown) => {
+    await reviews.close();
+    throw err;
   });
+  return {
+    ...worker,
+    close: async () => {
+      await worker.close();
+      await reviews.close();
+    },
+  };
 }

@@ -4,8 +4,8 @@
  * TZ, TMPDIR, TMP, TEMP), what the template declares in `env:` (a name passes that variable through
  * when the worker has it; `NAME=value` sets a fixed value), then what runwarden sets: the MLflow
  * settings the script needs to talk to the same tracking server (URI, run and experiment ids,
- * credentials), RUNWARDEN_TASK_ID, RUNWARDEN_OUTPUT_DIR and PYTHONUNBUFFERED. Nothing else of the
- * worker's environment (RUNWARDEN_HTTP_TOKEN, REDIS_URL, cloud keys...) reaches the script, and a
+ * credentials), RUNWARDEN_TASK_ID, RUNWARDEN_OUTPUT_DIR, PYTHONUNBUFFERED, and on a task a judge sent
+ * back for rework RUNWARDEN_REVIEW_NOTES (the judge's notes). Nothing else of the worker's environment (RUNWARDEN_HTTP_TOKEN, REDIS_URL, cloud keys...) reaches the script, and a
  * template cannot declare runwarden's own variables (the rule for an `env:` entry is
  * src/model/template-env.ts).
  */
