@@ -143,6 +143,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     let lastProgress = 0;
     const onEvent = (e: TaskEvent) => {
       if (e.type === 'metric') earlyStop?.observe(e);
+      // The command has ended ('finishing'): its outcome stands, the rule no longer applies.
+      else if (e.type === 'progress' && e.phase === 'finishing') earlyStop?.close();
       void publisher.publish(k.events(task.taskId), JSON.stringify(e)).catch(() => undefined);
       if (e.type !== 'progress') return;
       const now = Date.now();
