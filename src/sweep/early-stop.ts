@@ -36,9 +36,9 @@ export interface EarlyStopOptions {
   refreshMs?: number;
   /** @defaultValue 100 */
   evaluateMs?: number;
-  /** @defaultValue 200 */
+  /** @defaultValue 100 */
   maxSiblings?: number;
-  /** @defaultValue 100000 */
+  /** @defaultValue 10000 */
   maxPoints?: number;
 }
 

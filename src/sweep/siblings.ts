@@ -1,7 +1,7 @@
 /**
  * Bounded MLflow reads for the median-stopping rule: the FINISHED runs of one sweep (by the tag
  * `runwarden.sweep_id`, at most `maxSiblings`, pages of 100), and one run's history of the watched
- * metric (pages of 25,000 points, at most `maxPoints`: a longer history keeps its first points,
+ * metric (pages of up to 25,000 points, at most `maxPoints`: a longer history keeps its first points,
  * so the sibling counts only up to the last step read). A finished run's history never changes,
  * so `SiblingCache` reads each sibling once and only asks MLflow about siblings it has not seen.
  */
@@ -10,10 +10,13 @@ import { ok } from '../mlflow/client.js';
 import { iterateRuns } from '../tracking/search.js';
 import { type SiblingHistory, siblingHistory } from './medians.js';
 
-/** Default bound of siblings read per sweep child. */
-export const DEFAULT_MAX_SIBLINGS = 200;
-/** Default bound of one sibling's history read (points). */
-export const DEFAULT_MAX_POINTS = 100_000;
+/** Default bound of siblings read per sweep child (the most recently finished). */
+export const DEFAULT_MAX_SIBLINGS = 100;
+/**
+ * Default bound of one sibling's history read (points). With the sibling bound, one child holds at
+ * most 100 × 10,000 points (16 bytes each: 16 MB) and reads at most 100 history pages.
+ */
+export const DEFAULT_MAX_POINTS = 10_000;
 const HISTORY_PAGE = 25_000;
 const SEARCH_PAGE = 100;
 
