@@ -5,6 +5,8 @@
 import { loadConfig } from '../config.js';
 import { RunwardenError } from '../errors/index.js';
 import { runCancel, runEnqueue, runStatus } from './enqueue.js';
+import { runHistory } from './history.js';
+import { runJudgeCommand } from './judge.js';
 import { runMcp, runServe } from './mcp.js';
 import { runPrepare } from './prepare.js';
 import { runReap } from './reap.js';
@@ -21,6 +23,8 @@ Commands:
   serve     MCP server over Streamable HTTP (/mcp, /health)
   up        the local stack: MLflow + the MCP HTTP server, with client setup printed
   worker    run training tasks from the queue
+  judge     the policy judge: decide review items, promote approved models
+  history   promotion history of a registered model (every alias move, who and when)
   enqueue   queue a training task from a template or spec file (--wait shows progress)
   status    queue counts and active tasks
   cancel    cancel a task (waiting or running) from any machine
@@ -39,6 +43,8 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   serve: (argv) => runServe(argv, () => loadConfig()),
   up: (argv) => runUp(argv, () => loadConfig()),
   worker: (argv) => runWorkerCommand(argv, () => loadConfig()),
+  judge: (argv) => runJudgeCommand(argv, () => loadConfig()),
+  history: (argv) => runHistory(argv, () => loadConfig()),
   enqueue: (argv) => runEnqueue(argv, () => loadConfig()),
   status: (argv) => runStatus(argv, () => loadConfig()),
   cancel: (argv) => runCancel(argv, () => loadConfig()),
@@ -75,7 +81,7 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
     // Long-running commands have shut down; leftover sockets or timers must not keep us alive.
-    if (['serve', 'up', 'worker'].includes(process.argv[2] ?? '')) process.exit(code);
+    if (['serve', 'up', 'worker', 'judge'].includes(process.argv[2] ?? '')) process.exit(code);
   },
   (err) => {
     process.stderr.write(`runwarden: ${String(err)}\n`);

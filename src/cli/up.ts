@@ -2,8 +2,8 @@
  * `runwarden up`: the local stack in one command. Starts MLflow from the project's .venv (SQLite
  * and an artifact folder under RUNWARDEN_DATA_DIR, UI on RUNWARDEN_MLFLOW_PORT) unless
  * MLFLOW_TRACKING_URI points at a server already, redis-server (append-only, under the data
- * folder) unless REDIS_URL is set, a task worker, the runwarden MCP HTTP server and one reaper loop
- * over every expired runwarden lease (any owner, every RUNWARDEN_REAP_INTERVAL_MS); prints the UI
+ * folder) unless REDIS_URL is set, a task worker, the policy judge, the runwarden MCP HTTP server
+ * and one reaper loop over every expired runwarden lease (any owner, every RUNWARDEN_REAP_INTERVAL_MS); prints the UI
  * URL, the MCP endpoint and ready-to-paste client configuration; stops everything on Ctrl-C.
  */
 import { mkdir } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import { mlflowClientFromConfig } from '../mlflow/client.js';
 import { workerFromConfig } from '../queue/from-config.js';
 import { repoRoot, startMlflowServer, startRedisServer } from '../stack/services.js';
 import { startLoggedReaperLoop } from '../tracking/reaper.js';
+import { judgeFromConfig } from './judge.js';
 import { waitForSignal } from './mcp.js';
 import { UsageError } from './usage.js';
 
@@ -95,11 +96,15 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
   // MCP server is read-only: the runtime's own loop is off so the stack does not sweep twice.
   const runtime = createRuntime(cfg, logger, { reaper: false });
   let http: Awaited<ReturnType<typeof startHttpServer>>;
-  let worker: Awaited<ReturnType<typeof workerFromConfig>>;
+  let worker: Awaited<ReturnType<typeof workerFromConfig>> | undefined;
+  let judge: Awaited<ReturnType<typeof judgeFromConfig>> | undefined;
   try {
     worker = await workerFromConfig(cfg, mlflowClientFromConfig(cfg, logger), logger);
+    judge = await judgeFromConfig(cfg, logger);
     http = await startHttpServer(runtime, cfg.http);
   } catch (err) {
+    await judge?.close();
+    await worker?.close();
     await stopRedis();
     await stopMlflow();
     throw err;
@@ -120,6 +125,7 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
       `  MCP endpoint:  ${mcpUrl}${cfg.http.token ? ' (Bearer token required)' : ''}`,
       `  Health:        ${http.url}/health`,
       `  Task queue:    ${redactUri(cfg.redisUrl)} (one worker running; task events at ${http.url}/tasks/<id>/events)`,
+      '  Judge:         the policy judge (templates with review.mode policy); `node bin/runwarden.js history <model>` shows promotions',
       `  Reaper:        ${cfg.mcp.reapIntervalMs > 0 ? `every ${cfg.mcp.reapIntervalMs} ms, closes runs of any owner whose lease expired` : 'off (RUNWARDEN_REAP_INTERVAL_MS=0)'}`,
       '',
       'Try a task:     node bin/runwarden.js enqueue gru-forecast --param epochs=20 --wait',
@@ -139,7 +145,7 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     process.stderr.write('runwarden up: stopping ...\n');
     stopReaper();
     await http.close(reason);
-    await worker.close();
+    await Promise.all([worker?.close(), judge?.close()]);
     await runtime.shutdown(reason);
     await stopRedis();
     await stopMlflow();
