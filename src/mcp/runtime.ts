@@ -1,9 +1,10 @@
 /**
  * What one runwarden MCP process shares across its sessions: the MLflow client, the registry of
  * runs started through MCP (with this runtime's own open-run registry and unique owner id), the
- * task queue (connected to Redis on first use), settings, prompts and the reaper loop, which
- * sweeps expired leases of every owner. `shutdown()` ends KILLED the open runs this runtime owns
- * (re-read first; never another server's), stops the loop and closes the task queue.
+ * task queue and the review store (each connected to Redis on first use), settings, prompts and
+ * the reaper loop, which sweeps expired leases of every owner. `shutdown()` ends KILLED the open
+ * runs this runtime owns (re-read first; never another server's), stops the loop and closes the
+ * task queue and the review store.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +12,11 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { type MlflowClient, mlflowClientFromConfig } from '../mlflow/client.js';
 import { taskQueueFromConfig } from '../queue/from-config.js';
+import { reviewStoreFromConfig } from '../review/index.js';
 import { OpenRunRegistry, uniqueOwnerId } from '../tracking/open-runs.js';
 import { startLoggedReaperLoop } from '../tracking/reaper.js';
 import type { McpSettings } from './context.js';
+import { LazyReviewStore } from './lazy-reviews.js';
 import { loadPrompts, type PromptTemplate } from './prompts.js';
 import { McpRunRegistry } from './runs.js';
 import { LazyTaskQueue } from './task-events.js';
@@ -31,9 +34,11 @@ export interface McpRuntime {
   logger: Logger;
   /** The task queue and live task events; connects to Redis only when first used. */
   tasks: LazyTaskQueue;
+  /** The review store (agent judge tools); connects to Redis only when first used. */
+  reviews: LazyReviewStore;
   prompts: PromptTemplate[];
   version: string;
-  /** End the open runs this runtime owns KILLED (bounded), stop the reaper, close the task queue. */
+  /** End the open runs this runtime owns KILLED (bounded), stop the reaper, close the queue and store. */
   shutdown(reason: string): Promise<void>;
 }
 
@@ -59,6 +64,15 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     tasksDir: config.queue.tasksDir,
     logger,
   });
+  const reviews = new LazyReviewStore({
+    create: () => {
+      const queue = taskQueueFromConfig(config, client);
+      queue.queue.on('error', (err) => logger.debug({ err: err.message }, 'review task queue error'));
+      return { store: reviewStoreFromConfig(config, client, queue, { logger }), tasks: queue };
+    },
+    redisUrl: config.redisUrl,
+    logger,
+  });
   // Every owner's expired leases (MCP, workers, library scripts), not only this kind's.
   const stopReaper =
     opts.reaper !== false && !settings.readOnly
@@ -75,6 +89,7 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     settings,
     logger,
     tasks,
+    reviews,
     prompts: loadPrompts(`${packageRoot}prompts`),
     version: packageVersion(),
     async shutdown(reason) {
@@ -82,7 +97,7 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
       const r = await runs.shutdown(reason, config.tracking.shutdownTimeoutMs);
       if (r.closed || r.failed || r.released)
         logger.info(r, 'ended the open runs this server owns on shutdown');
-      await tasks.close();
+      await Promise.all([tasks.close(), reviews.close()]);
     },
   };
 }

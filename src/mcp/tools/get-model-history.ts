@@ -8,8 +8,8 @@ import { z } from 'zod';
 import { capForEcho } from '../../errors/index.js';
 import { modelHistory } from '../../review/index.js';
 import { defineTool } from './define.js';
-import { iso, MAX_ENTRIES } from './get-review.js';
-import { metricValueSchema, toMetricValue } from './shapes.js';
+import { iso, MAX_ENTRIES, metricsRecord } from './get-review.js';
+import { toMetricValue } from './shapes.js';
 
 /** Longest judge notes shown per promotion. */
 const NOTES_SHOWN = 500;
@@ -39,7 +39,7 @@ export const getModelHistoryTool = defineTool({
         task_id: z.string(),
         score: z.number().optional(),
         notes: z.string().optional(),
-        metrics: z.record(z.string(), metricValueSchema),
+        metrics: metricsRecord,
       }),
     ),
   },

@@ -11,7 +11,7 @@ import { capForEcho, RunwardenError } from '../../errors/index.js';
 import type { Evidence, ReviewDecision, ReviewItem } from '../../review/index.js';
 import type { ReviewStoreApi, ToolContext } from '../context.js';
 import { defineTool } from './define.js';
-import { type MetricValue, metricValueSchema, toMetricValue } from './shapes.js';
+import { type MetricValue, toMetricValue } from './shapes.js';
 
 /** Most metrics and params shown per run; the rest are counted, not shown. */
 export const MAX_ENTRIES = 100;
@@ -84,7 +84,9 @@ function boundedParams(p: Record<string, string>): Record<string, string> {
   );
 }
 
-const metricsRecord = z.record(z.string(), metricValueSchema);
+/** A metric value: a number, or "NaN" / "Infinity" / "-Infinity" (a short schema: tools/list is budgeted). */
+export const metricValue = z.union([z.number(), z.string()]);
+export const metricsRecord = z.record(z.string(), metricValue);
 
 const reviewOutput = {
   review_id: z.string(),
@@ -95,12 +97,10 @@ const reviewOutput = {
   sweep_id: z.string().optional(),
   run_id: z.string(),
   run_url: z.string(),
-  experiment_id: z.string(),
   created_at: z.string(),
   metrics: metricsRecord,
   metrics_total: z.number(),
   params: z.record(z.string(), z.string()),
-  params_total: z.number(),
   candidate_model_uri: z.string().optional(),
   workspace_artifact: z.string().optional(),
   champion: z
@@ -116,8 +116,8 @@ const reviewOutput = {
     .object({
       name: z.string(),
       direction: z.enum(['min', 'max']),
-      candidate: metricValueSchema.optional(),
-      champion: metricValueSchema.optional(),
+      candidate: metricValue.optional(),
+      champion: metricValue.optional(),
       /** candidate − champion */
       delta: z.number().optional(),
       better: z.boolean().optional(),
@@ -164,12 +164,10 @@ export function toReviewOutput(e: Evidence): ReviewOutput {
     sweep_id: item.sweepId,
     run_id: item.runId,
     run_url: e.runUrl,
-    experiment_id: item.experimentId,
     created_at: iso(item.createdAt),
     metrics: boundedMetrics(e.metrics, first),
     metrics_total: Object.keys(e.metrics).length,
     params: boundedParams(e.params),
-    params_total: Object.keys(e.params).length,
     candidate_model_uri: e.candidateModelUri,
     workspace_artifact: e.workspaceArtifact,
     champion: e.champion && {
@@ -193,7 +191,7 @@ export function toReviewOutput(e: Evidence): ReviewOutput {
   };
 }
 
-const fmt = (v: MetricValue | undefined): string =>
+const fmt = (v: number | string | undefined): string =>
   v === undefined ? 'missing' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : v;
 
 /** The text mirror: what a judge reads first. */
@@ -244,7 +242,6 @@ export const getReviewTool = defineTool({
   },
   output: reviewOutput,
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-  hints: { REVIEW_NOT_FOUND: 'list_pending_reviews shows the pending review ids.' },
   async run(args, ctx) {
     const out = toReviewOutput(await reviewsOf(ctx).evidence(args.review_id));
     return { structured: out, text: describeReview(out) };

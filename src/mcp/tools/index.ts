@@ -8,6 +8,7 @@ import type { ToolDefinition } from './define.js';
 import { endRunTool } from './end-run.js';
 import { enqueueTaskTool } from './enqueue-task.js';
 import { getMetricHistoryTool } from './get-metric-history.js';
+import { getModelHistoryTool } from './get-model-history.js';
 import { getModelVersionTool } from './get-model-version.js';
 import { getOrCreateExperimentTool } from './get-or-create-experiment.js';
 import { getReviewTool } from './get-review.js';
@@ -61,4 +62,9 @@ export const taskTools: ToolDefinition[] = [
 ];
 
 /** The review tools (the agent judge, promotion history), listed last when there is a review store. */
-export const reviewTools: ToolDefinition[] = [listPendingReviewsTool, getReviewTool, submitReviewTool];
+export const reviewTools: ToolDefinition[] = [
+  listPendingReviewsTool,
+  getReviewTool,
+  submitReviewTool,
+  getModelHistoryTool,
+];

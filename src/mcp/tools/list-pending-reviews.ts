@@ -10,20 +10,15 @@ import type { ReviewItem } from '../../review/index.js';
 import { searchRuns } from '../../tracking/search.js';
 import type { ToolContext } from '../context.js';
 import { defineTool } from './define.js';
-import { iso, reviewsOf } from './get-review.js';
-import { type MetricValue, metricValueSchema, toMetricValue } from './shapes.js';
-
-interface Primary {
-  name: string;
-  direction?: 'min' | 'max';
-}
+import { iso, metricValue, reviewsOf } from './get-review.js';
+import { type MetricValue, toMetricValue } from './shapes.js';
 
 /** Each template's primary metric (`primary_metric`, else its first listed metric). */
-function primaryMetrics(ctx: ToolContext): Map<string, Primary> {
-  const out = new Map<string, Primary>();
+function primaryMetrics(ctx: ToolContext): Map<string, string> {
+  const out = new Map<string, string>();
   for (const t of ctx.tasks?.templates() ?? []) {
-    if (t.primary_metric) out.set(t.name, { ...t.primary_metric });
-    else if (t.metrics[0]) out.set(t.name, { name: t.metrics[0] });
+    const name = t.primary_metric?.name ?? t.metrics[0];
+    if (name) out.set(t.name, name);
   }
   return out;
 }
@@ -82,13 +77,8 @@ export const listPendingReviewsTool = defineTool({
         run_id: z.string(),
         run_url: z.string(),
         created_at: z.string(),
-        primary_metric: z
-          .object({
-            name: z.string(),
-            direction: z.enum(['min', 'max']).optional(),
-            value: metricValueSchema.optional(),
-          })
-          .optional(),
+        metric: z.string().optional(),
+        value: metricValue.optional(),
       }),
     ),
     more: z.boolean(),
@@ -104,8 +94,8 @@ export const listPendingReviewsTool = defineTool({
     const reviews = items.map((i) => {
       const pm = primary.get(i.template);
       const value: MetricValue | undefined =
-        pm && metrics?.get(i.runId)?.[pm.name] !== undefined
-          ? toMetricValue(metrics.get(i.runId)?.[pm.name])
+        pm && metrics?.get(i.runId)?.[pm] !== undefined
+          ? toMetricValue(metrics.get(i.runId)?.[pm])
           : undefined;
       return {
         review_id: i.id,
@@ -115,14 +105,15 @@ export const listPendingReviewsTool = defineTool({
         run_id: i.runId,
         run_url: ctx.client.runUrl(i.experimentId, i.runId),
         created_at: iso(i.createdAt),
-        primary_metric: pm && { name: pm.name, direction: pm.direction, value },
+        metric: pm,
+        value,
       };
     });
     const more = page.length > limit;
     const lines = reviews.map(
       (r) =>
         `${r.review_id} task ${r.task_id} (${r.template}) run ${r.run_id} since ${r.created_at}` +
-        `${r.primary_metric ? ` ${r.primary_metric.name}=${r.primary_metric.value ?? '?'}` : ''} ${r.run_url}`,
+        `${r.metric ? ` ${r.metric}=${r.value ?? '?'}` : ''} ${r.run_url}`,
     );
     const text = reviews.length
       ? `${lines.join('\n')}${more ? `\nMore are waiting: raise limit (max 100) or decide these first.` : ''}` +

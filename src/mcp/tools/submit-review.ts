@@ -9,20 +9,21 @@
  */
 import { z } from 'zod';
 import { capForEcho, RunwardenError, ValidationError } from '../../errors/index.js';
-import type { ReviewItem } from '../../review/index.js';
+import type { DecideResult, ReviewItem } from '../../review/index.js';
 import { defineTool } from './define.js';
-import { decisionShape, NOTES_MAX, outcomeShape, reviewsOf, toDecision, toOutcome } from './get-review.js';
+import { iso, NOTES_MAX, outcomeShape, reviewsOf, toOutcome } from './get-review.js';
 
 const NEXT_STEP =
   'Call submit_review again with the same verdict to finish applying it (the judge process also retries it).';
 
 /** What the decision did, in a sentence. */
-function describeOutcome(item: ReviewItem, applied: boolean): string {
+function describeOutcome(item: ReviewItem, applied: boolean, applyError?: string): string {
   const d = item.decision;
   const o = item.outcome ?? {};
   if (!d) return `Review ${item.id} is ${item.state}.`;
   const head = `Review ${item.id}: ${d.verdict} by ${capForEcho(d.judge)}`;
-  if (!applied) return `${head} is recorded but not applied yet. ${NEXT_STEP}`;
+  if (!applied)
+    return `${head} is recorded but not applied yet${applyError ? ` (${capForEcho(applyError, 500)})` : ''}. ${NEXT_STEP}`;
   if (d.verdict === 'approve')
     return (
       `${head}. ${o.modelName ?? 'The model'} version ${o.version ?? '?'} is now @${o.alias ?? 'champion'}` +
@@ -56,26 +57,32 @@ export const submitReviewTool = defineTool({
     review_id: z.string(),
     state: z.string(),
     applied: z.boolean(),
-    decision: decisionShape,
+    apply_error: z.string().optional(),
+    verdict: z.string(),
+    judge: z.string(),
+    decided_at: z.string(),
     outcome: outcomeShape.optional(),
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   hints: {
-    REVIEW_ALREADY_DECIDED: 'get_review shows the decision; list_pending_reviews shows what is still open.',
-    REVIEW_NOT_FOUND: 'list_pending_reviews shows the pending review ids.',
+    REVIEW_ALREADY_DECIDED: 'Do not submit it again: list_pending_reviews shows the items still open.',
   },
   async run(args, ctx) {
     const reviews = reviewsOf(ctx);
     const judge = ctx.settings.owner;
     const item = await reviews.get(args.review_id);
-    if (!item) throw new RunwardenError('REVIEW_NOT_FOUND', `no review ${capForEcho(args.review_id)}`);
+    if (!item)
+      throw new RunwardenError(
+        'REVIEW_NOT_FOUND',
+        `review_id: no review item ${capForEcho(args.review_id)}; list_pending_reviews shows the open ones`,
+      );
     if (item.mode === 'policy' && item.state === 'pending')
       throw new ValidationError(
         'review_id',
         `${capForEcho(args.review_id)} is decided by the policy judge (runwarden judge), not by agents; ` +
           'list_pending_reviews shows the agent reviews',
       );
-    let result: { item: ReviewItem; applied: boolean };
+    let result: DecideResult;
     try {
       result = await reviews.decide(args.review_id, {
         verdict: args.verdict,
@@ -86,18 +93,19 @@ export const submitReviewTool = defineTool({
     } catch (err) {
       throw await explainPartial(err, () => reviews.get(args.review_id), judge);
     }
-    const { item: done, applied } = result;
+    const { item: done, applied, applyError } = result;
     return {
       structured: {
         review_id: done.id,
         state: done.state,
         applied,
-        decision: toDecision(
-          done.decision ?? { verdict: args.verdict, judge, score: args.score, at: Date.now() },
-        ),
+        apply_error: applyError === undefined ? undefined : capForEcho(applyError, 500),
+        verdict: done.decision?.verdict ?? args.verdict,
+        judge: capForEcho(done.decision?.judge ?? judge),
+        decided_at: iso(done.decision?.at ?? Date.now()),
         outcome: toOutcome(done.outcome),
       },
-      text: describeOutcome(done, applied),
+      text: describeOutcome(done, applied, applyError),
     };
   },
 });
