@@ -199,7 +199,7 @@ const rows: Row[] = [
 
 describe('policy: MLflow MetricThreshold semantics', () => {
   it.each(rows)('%s', (_name, gate, cand, base, passes, message) => {
-    const candidate = cand === undefined ? {} : { m: cand };
+    const candidate: Record<string, number> = cand === undefined ? {} : { m: cand };
     const baseline = base === 'no-champion' ? undefined : base === undefined ? { other: 1 } : { m: base };
     const r = checkMetric('m', gate, candidate, baseline);
     expect(r.passed).toBe(passes);
