@@ -4,7 +4,9 @@
  * to the runs (another session may continue them; the reaper closes them if nobody renews the
  * lease; the server's shutdown ends the ones it owns KILLED); requests checked for
  * Host and Origin (DNS rebinding; parsed in `origin.ts`), a bearer token when one is set (required off loopback) and a
- * body size cap; `/health` and the task event streams (`/tasks/:id/events`) beside `/mcp`.
+ * body size cap; `/health` and the task event streams (`/tasks/:id/events`) beside `/mcp`, and
+ * (src/obs) `/metrics` in Prometheus text and the queue dashboard under `/admin/queues`, both behind
+ * the same Host, Origin and token checks as `/mcp`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
@@ -13,6 +15,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { HttpSettings } from '../config.js';
 import { capForEcho, RunwardenError, redactUri, redactUrisIn } from '../errors/index.js';
+import { isDashboardPath, startObservability } from '../obs/index.js';
 import { canonicalHost, hostOfHeader, isLoopbackHostname, originAllowed } from './origin.js';
 import type { McpRuntime } from './runtime.js';
 import { createServer } from './server.js';
@@ -97,6 +100,21 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     inFlight: number;
   }
   const sessions = new Map<string, Session>();
+  const obs = startObservability(
+    {
+      client: runtime.client,
+      logger: log,
+      redisUrl: runtime.queues.redisUrl,
+      prefix: runtime.queues.prefix,
+      openRuns: () => runtime.runs.openRuns.list(),
+      runsReaped: () => runtime.reaped.runs,
+      reviewCounts: () => runtime.reviews.counts(),
+    },
+    {
+      metrics: opts.metrics ?? { enabled: true, timeoutMs: 2_000 },
+      dashboard: opts.dashboard ?? { enabled: true, readOnly: true },
+    },
+  );
 
   async function health(res: http.ServerResponse) {
     let mlflow: { reachable: boolean; version?: string; error?: string };
@@ -201,13 +219,21 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
     const handle = async () => {
       if (path === '/health' && req.method === 'GET') return health(res);
       if (path === '/mcp') return mcp(req, res);
+      if (path === '/metrics' && req.method === 'GET' && obs.metrics) {
+        if (!authorized(req, res)) return;
+        return obs.metrics(res);
+      }
+      if (obs.dashboard && isDashboardPath(path ?? '')) {
+        if (!authorized(req, res)) return;
+        return obs.dashboard(req, res);
+      }
       const task = /^\/tasks\/([A-Za-z0-9._-]+)\/events$/.exec(path ?? '');
       if (task && req.method === 'GET') {
         if (!authorized(req, res)) return;
         return streamTaskEvents(req, res, task[1]!, runtime.tasks, { logger: log });
       }
       return send(res, 404, {
-        error: `no route ${capForEcho(req.method, 20)} ${capForEcho(path)}; MCP is at /mcp, health at /health, task events at /tasks/<id>/events`,
+        error: `no route ${capForEcho(req.method, 20)} ${capForEcho(path)}; MCP is at /mcp, health at /health, task events at /tasks/<id>/events, metrics at /metrics, the queue dashboard at /admin/queues`,
       });
     };
     handle().catch((err: unknown) => {
@@ -237,6 +263,9 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve());
+  }).catch(async (err: unknown) => {
+    await obs.close();
+    throw err;
   });
   const port = (server.address() as AddressInfo).port;
   const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
@@ -251,6 +280,7 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await obs.close();
     },
   };
 }

@@ -38,6 +38,10 @@ export interface McpRuntime {
   reviews: LazyReviewStore;
   prompts: PromptTemplate[];
   version: string;
+  /** Where the task and review queues live (read by /metrics and the queue dashboard). */
+  queues: { redisUrl: string; prefix: string };
+  /** Runs the stack's reaper closed while this runtime ran (`up` counts its own loop here too). */
+  reaped: { runs: number };
   /** End the open runs this runtime owns KILLED (bounded), stop the reaper, close the queue and store. */
   shutdown(reason: string): Promise<void>;
 }
@@ -73,6 +77,7 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     redisUrl: config.redisUrl,
     logger,
   });
+  const reaped = { runs: 0 };
   // Every owner's expired leases (MCP, workers, library scripts), not only this kind's.
   const stopReaper =
     opts.reaper !== false && !settings.readOnly
@@ -80,7 +85,10 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
           intervalMs: config.mcp.reapIntervalMs,
           experimentIds: config.mcp.reapExperimentIds,
           logger,
-          onClosed: (ids) => runs.forgetClosed(ids),
+          onClosed: (ids) => {
+            reaped.runs += ids.length;
+            runs.forgetClosed(ids);
+          },
         })
       : () => undefined;
   return {
@@ -92,6 +100,8 @@ export function createRuntime(config: Config, logger: Logger, opts: { reaper?: b
     reviews,
     prompts: loadPrompts(`${packageRoot}prompts`),
     version: packageVersion(),
+    queues: { redisUrl: config.redisUrl, prefix: config.queue.prefix },
+    reaped,
     async shutdown(reason) {
       stopReaper();
       const r = await runs.shutdown(reason, config.tracking.shutdownTimeoutMs);
