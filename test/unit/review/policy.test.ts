@@ -200,7 +200,8 @@ const rows: Row[] = [
 describe('policy: MLflow MetricThreshold semantics', () => {
   it.each(rows)('%s', (_name, gate, cand, base, passes, message) => {
     const candidate: Record<string, number> = cand === undefined ? {} : { m: cand };
-    const baseline = base === 'no-champion' ? undefined : base === undefined ? { other: 1 } : { m: base };
+    const baseline: Record<string, number> | undefined =
+      base === 'no-champion' ? undefined : base === undefined ? { other: 1 } : { m: base };
     const r = checkMetric('m', gate, candidate, baseline);
     expect(r.passed).toBe(passes);
     if (message) expect(r.why).toMatch(message);
