@@ -20,6 +20,7 @@ import { ensurePythonEnv } from '../runners/python-env.js';
 import { runCommand } from '../runners/shell.js';
 import { taskEnvironment } from '../runners/task-env.js';
 import { createWorkspace, renderCommand, writeConfig } from '../runners/workspace.js';
+import { childRunTags } from '../sweep/tags.js';
 import { DEFAULT_END_FLUSH_TIMEOUT_MS, type EndOptions, type RunHandle } from '../tracking/run-handle.js';
 import { startRun } from '../tracking/start-run.js';
 import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
@@ -85,7 +86,11 @@ export async function runAttempt(
       ...(task.rework
         ? { 'runwarden.rework_of_run': task.rework.ofRun, 'runwarden.rework_of_task': task.rework.ofTask }
         : {}),
+      // A sweep child: the sweep id, its index and the search space (src/sweep/tags.ts).
+      ...childRunTags(task),
     },
+    // A sweep child nests under the sweep's parent run.
+    ...(task.sweep?.parentRunId ? { parentRunId: task.sweep.parentRunId } : {}),
     params: task.params,
     owner: settings.owner,
     leaseMs: settings.leaseMs,
