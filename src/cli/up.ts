@@ -114,7 +114,10 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     intervalMs: cfg.mcp.reapIntervalMs,
     experimentIds: cfg.mcp.reapExperimentIds,
     logger,
-    onClosed: (ids) => runtime.runs.forgetClosed(ids),
+    onClosed: (ids) => {
+      runtime.reaped.runs += ids.length; // /metrics: runwarden_runs_reaped_total
+      runtime.runs.forgetClosed(ids);
+    },
   });
   const mcpUrl = `${http.url}/mcp`;
   process.stdout.write(
