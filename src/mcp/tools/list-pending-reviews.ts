@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { capForEcho } from '../../errors/index.js';
-import type { ReviewItem } from '../../review/index.js';
+import { type ReviewItem, withComposite } from '../../review/index.js';
 import { searchRuns } from '../../tracking/search.js';
 import type { ToolContext } from '../context.js';
 import { defineTool } from './define.js';
@@ -43,7 +43,10 @@ async function runMetrics(
       metrics: new Map(
         runs.map((r) => [
           r.info?.run_id ?? '',
-          Object.fromEntries((r.data?.metrics ?? []).map((m) => [m.key ?? '', Number(m.value)])),
+          // `composite` (0.5·RMSE + 0.3·MAE + 0.2·MSE) as the judge computes it, when the run lacks it.
+          withComposite(
+            Object.fromEntries((r.data?.metrics ?? []).map((m) => [m.key ?? '', Number(m.value)])),
+          ),
         ]),
       ),
     };
