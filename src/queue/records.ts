@@ -1,6 +1,7 @@
 /**
  * The per-task record in Redis, kept beside the BullMQ job so a task's story survives the job's
  * removal: its spec, the MLflow run of each attempt, its latest progress and its final state.
+ * A sweep's record also keeps its parent run and rules (`SweepRecord`).
  * A worker's records retry through a Redis blip (`retryBudgetMs`: every call is retried with
  * backoff while the budget lasts, then fails); a planner's fail at once.
  */
@@ -29,7 +30,23 @@ export interface TaskRecord {
   startedAt?: number;
   finishedAt?: number;
   cancel?: { reason: string; at: number };
+  /** Set on a sweep's record (its task id is the sweep id). */
+  sweep?: SweepRecord;
 }
+
+/** What a sweep's record keeps beside its spec: its parent run and rules (children: `<id>-c<i>`). */
+export interface SweepRecord {
+  parentRunId: string;
+  experimentId: string;
+  childCount: number;
+  select: { metric: string; direction: 'min' | 'max' };
+  review: 'none' | 'agent' | 'policy';
+  maxConcurrency: number;
+  kind: 'grid' | 'list' | 'random';
+}
+
+/** The task id of a sweep's child. */
+export const sweepChildId = (sweepId: string, index: number) => `${sweepId}-c${index}`;
 
 export interface TaskRecordsOptions {
   /** How long one call may keep retrying while Redis is unreachable (0: fail at once). */
@@ -83,6 +100,10 @@ export class TaskRecords {
 
   saveSpec(spec: NormalizedTask) {
     return this.set(spec.taskId, { spec: JSON.stringify(spec) });
+  }
+
+  saveSweep(sweepId: string, sweep: SweepRecord) {
+    return this.set(sweepId, { sweep: JSON.stringify(sweep) });
   }
 
   recordRun(taskId: string, attempt: number, experimentId: string, runId: string) {
@@ -144,6 +165,7 @@ export class TaskRecords {
       startedAt: h.startedAt ? Number(h.startedAt) : undefined,
       finishedAt: h.finishedAt ? Number(h.finishedAt) : undefined,
       cancel,
+      sweep: json<SweepRecord>(h.sweep),
     };
   }
 }

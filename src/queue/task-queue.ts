@@ -3,14 +3,18 @@
  * checked before anything is queued), read them back, list them, and cancel them from any
  * process. BullMQ holds the jobs; the task record in Redis keeps runs, progress and outcome.
  */
-import { type Job, Queue } from 'bullmq';
+import { type FlowProducer, type Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RunwardenError } from '../errors/index.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
+import { DEFAULT_MAX_SWEEP_CHILDREN } from '../model/sweep-spec.js';
 import type { NormalizedTask } from '../model/task-spec.js';
 import type { Template } from '../model/template.js';
 import { defaultInputPolicy, type InputPolicy } from '../runners/input-policy.js';
 import { checkInputs } from '../runners/inputs.js';
+import { cancelSweep } from '../sweep/cancel.js';
+import { enqueueSweep, flowProducer, type SweepEnqueueResult, type SweepJobData } from '../sweep/flow.js';
+import { type SweepSummary, summarizeSweep } from '../sweep/summary.js';
 import { RW_TAGS } from '../tracking/tags.js';
 import { keys, QUEUE_NAME, RECORD_TTL_SECONDS } from './keys.js';
 import { type TaskProgress, type TaskRecord, TaskRecords, type TaskState } from './records.js';
@@ -19,6 +23,8 @@ import { listTemplates, loadTemplate } from './templates.js';
 
 export interface TaskJobData {
   task: NormalizedTask;
+  /** Set on a sweep's parent job (its task is the sweep; src/sweep/parent.ts runs it). */
+  sweep?: SweepJobData;
 }
 
 export interface TaskInfo {
@@ -38,6 +44,8 @@ export interface TaskInfo {
   enqueued_at?: number;
   started_at?: number;
   finished_at?: number;
+  /** On a sweep: its children at a glance and the best so far. */
+  sweep?: SweepSummary;
 }
 
 export interface TaskQueueOptions {
@@ -47,6 +55,8 @@ export interface TaskQueueOptions {
   client: MlflowClient;
   /** The input boundary (default: files under `<tasksDir>/data`, no folders, no web hosts). */
   inputs?: InputPolicy;
+  /** Most children one sweep may have (default 200, RUNWARDEN_SWEEP_MAX_CHILDREN). */
+  maxSweepChildren?: number;
 }
 
 const TERMINAL: TaskState[] = ['completed', 'failed', 'cancelled'];
@@ -57,6 +67,7 @@ export class TaskQueue {
   readonly redis: Redis;
   readonly records: TaskRecords;
   readonly keys: ReturnType<typeof keys>;
+  private flows?: FlowProducer;
 
   constructor(private readonly opts: TaskQueueOptions) {
     this.keys = keys(opts.prefix);
@@ -116,6 +127,32 @@ export class TaskQueue {
     return { task, existing: false, info: await this.info(task.taskId, job) };
   }
 
+  /**
+   * Validate a sweep spec, check every child against the template, then (unless `dryRun`) create
+   * the parent run and enqueue the flow. The same spec again returns the existing sweep unless
+   * `force`. A dry run returns the children's parameter sets and task ids and changes nothing.
+   */
+  enqueueSweep(spec: unknown, opts: { dryRun?: boolean } = {}): Promise<SweepEnqueueResult> {
+    return enqueueSweep(
+      {
+        queue: this.queue,
+        redis: this.redis,
+        records: this.records,
+        keys: this.keys,
+        client: this.opts.client,
+        tasksDir: this.opts.tasksDir,
+        inputs: this.opts.inputs ?? defaultInputPolicy(this.opts.tasksDir),
+        maxChildren: this.opts.maxSweepChildren ?? DEFAULT_MAX_SWEEP_CHILDREN,
+        flows: () => {
+          this.flows ??= flowProducer(this.redis, this.keys.bullPrefix);
+          return this.flows;
+        },
+      },
+      spec,
+      opts,
+    );
+  }
+
   async get(taskId: string): Promise<TaskInfo | undefined> {
     const job = await this.queue.getJob(taskId);
     const record = await this.records.get(taskId);
@@ -163,6 +200,10 @@ export class TaskQueue {
       );
     const before = await this.info(taskId, job, record);
     if (isTerminal(before.state)) return { previous: before.state, info: before };
+    if (record?.sweep) {
+      await cancelSweep(this, taskId, record.sweep, reason, this.opts.client);
+      return { previous: before.state, info: (await this.get(taskId)) ?? before };
+    }
     await this.records.requestCancel(taskId, reason);
     const bullState = job ? await job.getState() : 'unknown';
     if (job && ['waiting', 'prioritized', 'delayed', 'waiting-children'].includes(bullState)) {
@@ -201,7 +242,16 @@ export class TaskQueue {
       else if (s === 'waiting' || s === 'prioritized' || s === 'waiting-children') state = 'waiting';
     }
     if (rec?.cancel && !job && state === 'unknown') state = 'cancelled';
-    const runs = Object.entries(rec?.runs ?? {})
+    const sweep = rec?.sweep
+      ? await summarizeSweep(taskId, rec.sweep, (id) => this.get(id), this.opts.client.runUrl)
+      : undefined;
+    // A sweep waiting on its children is active while any of them runs.
+    if (sweep && state === 'waiting' && sweep.running > 0) state = 'active';
+    // A sweep's run is its parent run.
+    const recRuns = rec?.sweep
+      ? { 1: { experimentId: rec.sweep.experimentId, runId: rec.sweep.parentRunId } }
+      : rec?.runs;
+    const runs = Object.entries(recRuns ?? {})
       .map(([a, r]) => ({
         attempt: Number(a),
         run_id: r.runId,
@@ -225,13 +275,24 @@ export class TaskQueue {
       enqueued_at: task?.enqueuedAt,
       started_at: rec?.startedAt ?? job?.processedOn,
       finished_at: rec?.finishedAt ?? job?.finishedOn,
+      ...(sweep
+        ? {
+            sweep,
+            progress: {
+              fraction: sweep.children ? (sweep.done + sweep.failed + sweep.cancelled) / sweep.children : 1,
+              message: `${sweep.done} done, ${sweep.running} running, ${sweep.failed} failed of ${sweep.children}${sweep.best ? `; best ${sweep.best.metric} ${sweep.best.value} (child ${sweep.best.index})` : ''}`,
+              phase: 'sweep',
+              at: Date.now(),
+            },
+          }
+        : {}),
     };
   }
 
   /** Close, bounded: a Redis that is gone must not hang the caller. */
   async close(): Promise<void> {
     await Promise.race([
-      this.queue.close().catch(() => undefined),
+      Promise.all([this.queue.close().catch(() => undefined), this.flows?.close().catch(() => undefined)]),
       new Promise((r) => setTimeout(r, 3_000).unref()),
     ]);
     this.redis.disconnect();

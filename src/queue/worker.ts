@@ -18,6 +18,8 @@ import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import type { NormalizedTask } from '../model/task-spec.js';
 import { startEarlyStop } from '../sweep/early-stop.js';
+import { runSweepParent } from '../sweep/parent.js';
+import { acquireSlot, type SlotHold, slotKey } from '../sweep/slots.js';
 import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
 import { keys, QUEUE_NAME } from './keys.js';
 import { startLockFence } from './lock-fence.js';
@@ -98,13 +100,16 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
 
   const processor = async (job: Job<TaskJobData>, token: string | undefined, signal?: AbortSignal) => {
     const task = job.data.task;
+    // A sweep's parent job: every child has ended; close the sweep (src/sweep/parent.ts).
+    if (job.data.sweep) return runSweepParent(job, { client: opts.client, records, log, completed });
     // Numbers the attempt's run (every start gets its own); retries are counted by attemptsMade,
     // as BullMQ does, so a shutdown requeue does not use up an attempt.
     const attempt = job.attemptsStarted;
-    const [cancel, record] = await Promise.all([
-      records.cancelRequest(task.taskId),
-      records.get(task.taskId),
-    ]);
+    // A sweep child also stops for its sweep's cancel marker.
+    const cancelOf = async () =>
+      (await records.cancelRequest(task.taskId)) ??
+      (task.sweep ? await records.cancelRequest(task.sweep.parentTaskId) : undefined);
+    const [cancel, record] = await Promise.all([cancelOf(), records.get(task.taskId)]);
     if (cancel) {
       await records.finish(task.taskId, 'cancelled', `cancelled before it started: ${cancel.reason}`);
       throw new UnrecoverableError(`cancelled before it started: ${cancel.reason}`);
@@ -117,17 +122,34 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         experiment_id?: string;
         metrics?: Record<string, number>;
       };
-      if (r.run_id && r.experiment_id)
+      if (r.run_id && r.experiment_id && !task.sweep)
         await completed({ task, runId: r.run_id, experimentId: r.experiment_id, metrics: r.metrics ?? {} });
       return record.result;
+    }
+    // A sweep child runs only in a free slot of its sweep (the cap holds across all workers); with
+    // none free it goes back to the queue without using an attempt.
+    let slot: SlotHold | undefined;
+    if (task.sweep?.maxConcurrency && token) {
+      slot = await acquireSlot(
+        publisher,
+        slotKey(k.bullPrefix, task.sweep.id),
+        task.taskId,
+        task.sweep.maxConcurrency,
+        lockMs,
+      );
+      if (!slot) {
+        await job.moveToDelayed(Date.now() + 500 + Math.floor(Math.random() * 1_000), token);
+        // BullMQ counted this start; it was not an attempt (the run number and the start limit).
+        await publisher.hincrby(`${k.bullPrefix}:${QUEUE_NAME}:${job.id}`, 'ats', -1).catch(() => undefined);
+        throw new DelayedError();
+      }
     }
     const abort = new AbortController();
     signal?.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
     const fence = token ? startLockFence(job, token, lockMs) : undefined;
     fence?.signal.addEventListener('abort', () => abort.abort(fence.signal.reason), { once: true });
     const poll = setInterval(() => {
-      records
-        .cancelRequest(task.taskId)
+      cancelOf()
         .then((c) => c && !abort.signal.aborted && abort.abort(c.reason))
         .catch(() => undefined);
     }, opts.cancelPollMs ?? 2_000);
@@ -212,7 +234,9 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       if (out.kind === 'completed') {
         await finish('completed');
         await publishEnd('completed');
-        await completed({ task, runId: out.runId, experimentId: out.experimentId, metrics: out.metrics });
+        // A sweep's children never report themselves: the sweep's parent job reports its best one.
+        if (!task.sweep)
+          await completed({ task, runId: out.runId, experimentId: out.experimentId, metrics: out.metrics });
         return result;
       }
       if (out.kind === 'shutdown' && token) {
@@ -234,6 +258,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       clearInterval(poll);
       fence?.stop();
       earlyStop?.close();
+      await slot?.release();
     }
   };
 

@@ -1,0 +1,34 @@
+/**
+ * Cancelling a sweep: BullMQ's `failParentOnFailure` does not stop siblings, so the sweep does it
+ * itself. A durable cancel marker on the sweep (children check it before they start and while they
+ * run), then every child cancelled as a task is (a waiting child is removed and never starts, a
+ * running one is killed by its worker and its run ends KILLED), then the parent run closed KILLED
+ * and the sweep recorded cancelled. The parent job, if BullMQ still runs it, finds the marker and
+ * changes nothing.
+ */
+import type { MlflowClient } from '../mlflow/client.js';
+import { type SweepRecord, sweepChildId } from '../queue/records.js';
+import type { TaskQueue } from '../queue/task-queue.js';
+import { closeParentRun } from './parent-run.js';
+
+export async function cancelSweep(
+  queue: TaskQueue,
+  sweepId: string,
+  rec: SweepRecord,
+  reason: string,
+  client: MlflowClient,
+): Promise<void> {
+  await queue.records.requestCancel(sweepId, reason);
+  const ids = Array.from({ length: rec.childCount }, (_, i) => sweepChildId(sweepId, i));
+  // A few at a time: each cancel is several Redis calls.
+  for (let i = 0; i < ids.length; i += 20) {
+    await Promise.all(
+      ids
+        .slice(i, i + 20)
+        .map((id) => queue.cancel(id, `sweep ${sweepId} cancelled: ${reason}`).catch(() => undefined)),
+    );
+  }
+  const why = `cancelled: ${reason}`;
+  await closeParentRun(client, rec.parentRunId, 'KILLED', why, 'sweep-cancel');
+  await queue.records.finish(sweepId, 'cancelled', why);
+}
