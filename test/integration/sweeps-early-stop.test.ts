@@ -1,11 +1,14 @@
 // Early stopping of sweep children (the median rule, src/sweep/early-stop.ts) against a real
-// MLflow server and Redis, through a `runwarden worker` process. A child job is put on the task
+// MLflow server and Redis, through `runwarden worker` processes. A whole sweep with early_stop:
+// its clearly worse child, released once its two siblings finished, is stopped (KILLED with the
+// reason), the siblings are FINISHED and the parent run FINISHED with the best child. Then the
+// rule in the worker on its own: a child job is put on the task
 // queue as the sweep's planner puts it (its task carries `sweep.earlyStop`); its finished siblings
 // are runs tagged with the sweep id, each with a full history of the watched metric. A child worse
 // than their median after the warm-up is stopped: its run ends KILLED with the reason (read with
 // MLflow's Python client), its task ends cancelled after one attempt. A child as good as its
 // siblings runs to the end.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -19,11 +22,13 @@ import { SWEEP_ID_TAG } from '../../src/sweep/siblings.js';
 import { testClient, uniqueName } from '../support/clients.js';
 import { pyGetRun } from '../support/python.js';
 import {
+  findWorkspace,
   fixtureTasksDir,
   startWorkerProcess,
   stopAllWorkers,
   taskRuns,
   type WorkerEnv,
+  waitFor,
   waitForTaskState,
 } from '../support/tasks.js';
 
@@ -157,4 +162,89 @@ describe('sweep early stopping (median rule) in a worker', () => {
     expect(runs).toHaveLength(1);
     expect((await pyGetRun(mlflowUrl, runs[0]!.info!.run_id!)).status).toBe('FINISHED');
   }, 150_000);
+});
+
+describe('a sweep with early_stop', () => {
+  const prefix = uniqueName('q-sweep-early-stop');
+  let workDir: string;
+  let queue: TaskQueue;
+
+  beforeAll(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'rw-sweep-early-stop-'));
+    queue = new TaskQueue({ redisUrl, prefix, tasksDir: fixtureTasksDir, client });
+  });
+
+  afterEach(async () => {
+    await stopAllWorkers();
+  });
+
+  afterAll(async () => {
+    await queue?.close();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+
+  it('a child clearly worse than its finished siblings is stopped: KILLED "early-stopped: ...", siblings FINISHED, parent FINISHED with the best child', async () => {
+    const experiment = uniqueName('sweep-early-stop');
+    // Three at once; the bad child (20× worse at every step, 200 ms a point: 20 s if nothing stops
+    // it) holds until the test releases it, after its two siblings finished.
+    await startWorkerProcess({
+      mlflowUrl,
+      redisUrl,
+      prefix,
+      workDir,
+      env: { RUNWARDEN_WORKER_CONCURRENCY: '3' },
+    });
+    const sweep = await queue.enqueueSweep({
+      template: 'curve',
+      experiment,
+      list: [
+        { scale: 1, steps: 100 },
+        { scale: 1.5, steps: 100 },
+        { scale: 20, steps: 100, sleep_ms: 200, hold: true },
+      ],
+      max_concurrency: 3,
+      early_stop: { metric: 'val_loss', warmup_steps: 3 },
+    });
+    expect(sweep.select).toEqual({ metric: 'val_loss', direction: 'min' });
+    const [good, fair, bad] = sweep.children.map((c) => c.task_id) as [string, string, string];
+    const goodDone = await waitForTaskState(queue, good, ['completed', 'failed', 'cancelled'], 120_000);
+    const fairDone = await waitForTaskState(queue, fair, ['completed', 'failed', 'cancelled'], 120_000);
+    expect([goodDone.state, fairDone.state]).toEqual(['completed', 'completed']);
+    const ws = await waitFor('the held child to start', () => findWorkspace(workDir, bad, 1), {
+      timeoutMs: 60_000,
+    });
+    await writeFile(join(ws, 'output', 'go'), '');
+    const releasedAt = Date.now();
+
+    const stopped = await waitForTaskState(queue, bad, ['completed', 'failed', 'cancelled'], 90_000);
+    expect(stopped.state, JSON.stringify(stopped)).toBe('cancelled');
+    expect(stopped.reason).toMatch(
+      /^early-stopped: val_loss [\d.]+ at step \d+ worse than the median [\d.]+ of 2 finished siblings$/,
+    );
+    expect(stopped.attempts_made).toBe(1);
+    console.log(`${stopped.reason} (${Date.now() - releasedAt} ms after release)`);
+    const badRun = await pyGetRun(mlflowUrl, stopped.runs[0]!.run_id);
+    expect(badRun.status).toBe('KILLED');
+    expect(badRun.tags[RW_TAGS.closeReason]).toBe(stopped.reason);
+    expect(badRun.tags[SWEEP_ID_TAG]).toBe(sweep.sweep_id);
+    expect(badRun.tags['mlflow.parentRunId']).toBe(sweep.parent_run_id);
+    for (const sibling of [goodDone, fairDone]) {
+      const r = await pyGetRun(mlflowUrl, sibling.runs[0]!.run_id);
+      expect(r.status).toBe('FINISHED');
+      expect(r.tags['mlflow.parentRunId']).toBe(sweep.parent_run_id);
+    }
+
+    // The parent closes once the last child ended: FINISHED, the best child is the first one.
+    const parentDone = await waitForTaskState(
+      queue,
+      sweep.sweep_id,
+      ['completed', 'failed', 'cancelled'],
+      90_000,
+    );
+    expect(parentDone.state, JSON.stringify(parentDone)).toBe('completed');
+    const parent = await pyGetRun(mlflowUrl, sweep.parent_run_id!);
+    expect(parent.status).toBe('FINISHED');
+    expect(parent.tags['runwarden.sweep_best_run_id']).toBe(goodDone.runs[0]!.run_id);
+    expect(parent.metrics.val_loss).toBeCloseTo(1 / 100, 6);
+  }, 300_000);
 });
