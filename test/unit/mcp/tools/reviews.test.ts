@@ -521,4 +521,18 @@ describe('submit_review', () => {
     expect(failed(await s.call('submit_review', { ...base, verdict: 'maybe' }))).toMatch(/verdict/);
     expect(reviews.decideCalls).toEqual([]);
   });
+
+  it('submit_review: a lone surrogate in the notes or a 1 MB review id is refused with a bounded text naming the field, deciding nothing', async () => {
+    const reviews = new FakeReviews();
+    reviews.add(item('r-t-a'));
+    const s = await open(reviews);
+    const base = { review_id: 'r-t-a', verdict: 'reject', score: 0.2 };
+    expect(failed(await s.call('submit_review', { ...base, notes: 'bad \uD800 half' }))).toMatch(/^notes: /);
+    const huge = failed(
+      await s.call('submit_review', { ...base, notes: 'x', review_id: `r-${'a'.repeat(1_000_000)}` }),
+    );
+    expect(huge).toMatch(/^review_id: /);
+    expect(huge.length).toBeLessThan(2_100);
+    expect(reviews.decideCalls).toEqual([]);
+  });
 });
