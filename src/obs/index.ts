@@ -61,7 +61,12 @@ export function startObservability(deps: ObservabilityDeps, settings: Observabil
         openRuns: openRuns && (() => openRuns().length),
         runsReaped: deps.runsReaped,
       },
-      { trackingUri: deps.client.trackingUri, timeoutMs: m.timeoutMs, logger: deps.logger },
+      {
+        trackingUri: deps.client.trackingUri,
+        timeoutMs: m.timeoutMs,
+        logger: deps.logger,
+        onCollectorDown: (collector) => collector === 'tasks' && queues.reconnect(),
+      },
     );
     const registry = metrics;
     stopObserving = deps.client.transport.observe((e) => registry.observeMlflow(e));

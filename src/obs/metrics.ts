@@ -42,6 +42,8 @@ export interface MetricsOptions {
   logger?: Logger;
   /** Node's process metrics (`process_*`, `nodejs_*`); default true. */
   processMetrics?: boolean;
+  /** Called when a scrape-time read failed or timed out (e.g. to reconnect). */
+  onCollectorDown?: (collector: string) => void;
 }
 
 export interface Metrics {
@@ -102,6 +104,7 @@ export function createMetrics(sources: MetricsSources, opts: MetricsOptions): Me
       } catch (err) {
         up.set({ collector }, 0);
         opts.logger?.warn({ collector, err: (err as Error).message }, 'metrics collector failed');
+        opts.onCollectorDown?.(collector);
       }
     });
   }

@@ -35,6 +35,11 @@ export interface ObservedQueues {
   queues(): { tasks: Queue; reviews: Queue };
   /** BullMQ job counts of the tasks queue by state (may wait for Redis: bound it). */
   taskCounts(): Promise<Record<string, number>>;
+  /**
+   * Drop the connection and open a new one: after a read got no answer in time, the connection
+   * may be dead without knowing it (a black-holed socket never errors), and would stay stuck.
+   */
+  reconnect(): void;
   close(): Promise<void>;
 }
 
@@ -99,6 +104,7 @@ export function openObservedQueues(opts: ObservedQueuesOptions): ObservedQueues 
   return {
     queues,
     taskCounts: () => queues().tasks.getJobCounts(...COUNTED),
+    reconnect: () => redis?.disconnect(true),
     async close() {
       const closing: Promise<unknown>[] = [];
       if (events) closing.push(events.close());
