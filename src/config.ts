@@ -106,6 +106,7 @@ const EnvSchema = z.object({
   RUNWARDEN_SHUTDOWN_GRACE_MS: intMs(30_000),
   RUNWARDEN_KEEP_WORKSPACES: bool(false),
   RUNWARDEN_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
+  RUNWARDEN_SWEEP_MAX_CHILDREN: z.coerce.number().int().min(1).max(10_000).default(200),
   RUNWARDEN_REVIEW_RECONCILE_MS: intMs(60_000),
   RUNWARDEN_REVIEW_APPLY_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
   RUNWARDEN_REVIEW_REDIS_RETRY_MS: intMs(10_000),
@@ -202,6 +203,8 @@ export interface Config {
     lockMs: number;
     /** Bound of one template Python environment build, apart from the task's timeout. */
     envBuildTimeoutMs: number;
+    /** Most children one sweep may have. */
+    sweepMaxChildren: number;
   };
   /** The review system (src/review/). */
   review: {
@@ -324,6 +327,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       keepWorkspaces: e.RUNWARDEN_KEEP_WORKSPACES,
       lockMs: e.RUNWARDEN_WORKER_LOCK_MS,
       envBuildTimeoutMs: e.RUNWARDEN_ENV_BUILD_TIMEOUT_MS,
+      sweepMaxChildren: e.RUNWARDEN_SWEEP_MAX_CHILDREN,
     },
     review: {
       reconcileMs: e.RUNWARDEN_REVIEW_RECONCILE_MS,

@@ -19,6 +19,7 @@ export function taskQueueFromConfig(cfg: Config, client: MlflowClient): TaskQueu
     tasksDir: cfg.queue.tasksDir,
     client,
     inputs: cfg.inputs,
+    maxSweepChildren: cfg.queue.sweepMaxChildren,
   });
 }
 
