@@ -2,9 +2,9 @@
  * Early stopping for a sweep child: the worker starts one `EarlyStopper` per attempt of a child
  * whose sweep asked for it (`task.sweep.earlyStop`), tells it the attempt's run, and feeds it the
  * attempt's metric events. It keeps the child's best value so far and latest step of the watched
- * metric, reads the sweep's FINISHED siblings from MLflow (siblings.ts: at run start, then at most
- * every `refreshMs`, 5 s by default, and only while metric points arrive; each sibling's history is
- * read once), and applies the median rule (medians.ts) whenever the step advances (coalesced to at
+ * metric, reads the sweep's FINISHED siblings from MLflow (siblings.ts: first when the warm-up
+ * ends, then at most every `refreshMs`, 5 s by default, and only while metric points arrive; each
+ * sibling's history is read once), and applies the median rule (medians.ts) whenever the step advances (coalesced to at
  * most one decision per `evaluateMs`). When the rule fires it calls `stop` once with an
  * `EarlyStopReason`: the worker aborts the attempt with it, the run ends KILLED with close reason
  * `early-stopped: ...`, and the task ends `cancelled` without a retry. A failed MLflow read never
@@ -43,7 +43,7 @@ export interface EarlyStopOptions {
 }
 
 export interface EarlyStopper {
-  /** The attempt's run exists: siblings are searched in its experiment. */
+  /** The attempt's run exists: siblings are searched in its experiment (and not it). */
   runStarted(experimentId: string, runId: string): void;
   /** One metric point the attempt logged (other keys are ignored). */
   observe(e: { key: string; value: number; step: number }): void;
@@ -125,13 +125,13 @@ export function startEarlyStop(o: EarlyStopOptions): EarlyStopper | undefined {
         maxSiblings: o.maxSiblings ?? DEFAULT_MAX_SIBLINGS,
         maxPoints: o.maxPoints ?? DEFAULT_MAX_POINTS,
       });
-      refresh();
     },
     observe(e) {
       if (closed || fired || e.key !== rule.metric) return;
       best = better(best, e.value, rule.direction);
       step = Math.max(step, e.step);
-      refresh();
+      // Before the warm-up ends no decision is possible: nothing to read yet.
+      if (step >= rule.warmupSteps) refresh();
       schedule();
     },
     close() {

@@ -245,14 +245,16 @@ describe('startEarlyStop', () => {
     const stop = vi.fn();
     const s = startEarlyStop({ client, sweep, log: silentLogger, stop, evaluateMs: 0 })!;
     s.runStarted('1', 'own');
-    await vi.waitFor(() => expect(calls.history.sort()).toEqual(['a', 'b']));
     s.observe({ key: 'loss', value: 3, step: 0 });
     s.observe({ key: 'loss', value: 3, step: 1 });
     s.observe({ key: 'other', value: 9, step: 5 });
     await new Promise((r) => setTimeout(r, 20));
+    // Nothing is read before the warm-up ends (step 2), and nothing stops.
+    expect(calls.search).toBe(0);
     expect(stop).not.toHaveBeenCalled();
     s.observe({ key: 'loss', value: 2.5, step: 2 });
     await vi.waitFor(() => expect(stop).toHaveBeenCalledTimes(1));
+    expect(calls.history.sort()).toEqual(['a', 'b']);
     const reason = stop.mock.calls[0]![0] as EarlyStopReason;
     expect(isEarlyStop(reason)).toBe(true);
     expect(reason.message).toBe(
@@ -270,8 +272,9 @@ describe('startEarlyStop', () => {
     const stop = vi.fn();
     const s = startEarlyStop({ client, sweep, log: silentLogger, stop, evaluateMs: 0 })!;
     s.runStarted('1', 'own');
-    await vi.waitFor(() => expect(calls.history).toHaveLength(2));
     for (const [step, value] of good) s.observe({ key: 'loss', value, step });
+    await vi.waitFor(() => expect(calls.history).toHaveLength(2));
+    s.observe({ key: 'loss', value: 0.5, step: 3 });
     await new Promise((r) => setTimeout(r, 30));
     expect(stop).not.toHaveBeenCalled();
     s.close();
@@ -283,6 +286,7 @@ describe('startEarlyStop', () => {
     const stop = vi.fn();
     const s = startEarlyStop({ client, sweep, log: silentLogger, stop, evaluateMs: 0, refreshMs: 150 })!;
     s.runStarted('1', 'own');
+    s.observe({ key: 'loss', value: 5, step: 2 });
     await vi.waitFor(() => expect(calls.history).toEqual(['a']));
     for (let i = 0; i < 50; i++) s.observe({ key: 'loss', value: 5, step: i % 4 });
     expect(calls.search).toBe(1);
@@ -304,8 +308,8 @@ describe('startEarlyStop', () => {
     const stop = vi.fn();
     const s = startEarlyStop({ client, sweep, log: silentLogger, stop, evaluateMs: 0, refreshMs: 100 })!;
     s.runStarted('1', 'own');
-    await vi.waitFor(() => expect(calls.history).toContain('b'));
     s.observe({ key: 'loss', value: 5, step: 3 });
+    await vi.waitFor(() => expect(calls.history).toContain('b'));
     await new Promise((r) => setTimeout(r, 20));
     expect(stop).not.toHaveBeenCalled();
     histories.b = good;
@@ -320,9 +324,9 @@ describe('startEarlyStop', () => {
     const stop = vi.fn();
     const s = startEarlyStop({ client, sweep, log: silentLogger, stop, evaluateMs: 50 })!;
     s.runStarted('1', 'own');
-    await vi.waitFor(() => expect(calls.history).toHaveLength(2));
     s.observe({ key: 'loss', value: 5, step: 3 });
     s.close();
+    await vi.waitFor(() => expect(calls.history).toHaveLength(2));
     await new Promise((r) => setTimeout(r, 80));
     expect(stop).not.toHaveBeenCalled();
   });
