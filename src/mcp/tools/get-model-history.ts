@@ -18,8 +18,8 @@ export const getModelHistoryTool = defineTool({
   name: 'get_model_history',
   title: 'Get model history',
   description:
-    'Promotions of a registered model, newest first: alias, version, previous version, judge, review, run, ' +
-    'score, metrics and time. MLflow keeps no alias history; runwarden records it on approval.',
+    'Promotions of a registered model, newest first (MLflow keeps no alias history; runwarden records each ' +
+    'approval): alias, version, previous version, judge, review, run, score, metrics, time.',
   input: {
     name: z.string().min(1).describe('Registered model name'),
     alias: z.string().min(1).max(255).optional().describe('Only moves of this alias, e.g. "champion"'),

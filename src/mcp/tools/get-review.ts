@@ -235,10 +235,10 @@ export const getReviewTool = defineTool({
   name: 'get_review',
   title: 'Get review',
   description:
-    "A review item's evidence: task, run link, metrics, params, candidate model, the current champion and its " +
-    'metrics, the primary metric side by side, policy checks, and the decision once made.',
+    'Evidence of a review: run link, metrics, params, candidate model, the champion and its metrics, the ' +
+    'primary metric side by side, policy checks, the decision once made.',
   input: {
-    review_id: z.string().min(1).describe('Review id, e.g. r-t-1a2b… (list_pending_reviews shows them)'),
+    review_id: z.string().min(1).describe('Review id (list_pending_reviews)'),
   },
   output: reviewOutput,
   annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },

@@ -59,15 +59,13 @@ export const listPendingReviewsTool = defineTool({
   name: 'list_pending_reviews',
   title: 'List pending reviews',
   description:
-    'Review items waiting for a decision, oldest first: task, template, run link, created, primary metric value. ' +
-    'Then get_review for the evidence and submit_review to decide.',
+    'Reviews waiting for a decision, oldest first, with run link and primary metric value. Then get_review ' +
+    'and submit_review.',
   input: {
     mode: z
       .enum(['agent', 'policy'])
       .optional()
-      .describe(
-        'agent (default): items for agent judges; policy: items the policy judge has not decided yet',
-      ),
+      .describe('agent (default): yours to decide; policy: the policy judge’s'),
     limit: z.number().int().min(1).max(100).optional().describe('Default 20, max 100'),
   },
   output: {

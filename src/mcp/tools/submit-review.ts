@@ -41,12 +41,12 @@ export const submitReviewTool = defineTool({
   name: 'submit_review',
   title: 'Submit review',
   description:
-    'Decide a review: approve (register the model, move the alias), reject (notes on the run) or rework (task ' +
-    're-queued with your notes). Once per item: a different second decision is refused. Read get_review first.',
+    'Decide a review after get_review: approve (register the model, move the alias), reject (notes on the run) ' +
+    'or rework (task re-queued with your notes). Once per item: a different second decision is refused.',
   input: {
-    review_id: z.string().min(1).describe('Review id from list_pending_reviews'),
-    verdict: z.enum(['approve', 'reject', 'rework']).describe('approve, reject or rework'),
-    score: z.number().min(0).max(1).describe('Your score of the candidate, 0 (worst) to 1 (best)'),
+    review_id: z.string().min(1).describe('Review id (list_pending_reviews)'),
+    verdict: z.enum(['approve', 'reject', 'rework']).describe('Your decision'),
+    score: z.number().min(0).max(1).describe('The candidate, 0 (worst) to 1 (best)'),
     notes: z
       .string()
       .min(1)
