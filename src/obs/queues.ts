@@ -90,6 +90,8 @@ export function openObservedQueues(opts: ObservedQueuesOptions): ObservedQueues 
     events = new QueueEvents(QUEUE_NAME, {
       connection: eventsRedis,
       prefix: keys(opts.prefix).bullPrefix,
+      // From the server's start, not from whenever the connection comes up (stream ids are ms).
+      lastEventId: `${Date.now()}-0`,
     });
     events.on('error', (err) => log.debug({ err: err.message }, 'task event listener error'));
     const seen = (taskId: string, event: 'completed' | 'failed') =>
