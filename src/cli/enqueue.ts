@@ -4,7 +4,8 @@
  * the field named); `--wait` shows progress until the task ends and exits 0 only if it completed.
  * Every command here first waits for Redis, bounded (5 s): without it they fail with exit 1 and
  * a message naming REDIS_URL and how to start Redis; Redis lost under `--wait` is said the same
- * way, with how to follow the task, which goes on.
+ * way, with how to follow the task, which goes on. `--sweep` enqueues a sweep (`--dry-run` only
+ * plans it); its `--wait` line shows the children done/running/failed and the best so far.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ import { isTerminal, type TaskInfo, type TaskQueue } from '../queue/task-queue.j
 import { UsageError } from './usage.js';
 
 const HELP = `Usage: runwarden enqueue <template | spec.yaml> [options]
+       runwarden enqueue --sweep <sweep.yaml | sweep.json> [--dry-run] [--wait] [--json]
 
   --param k=v        template parameter (repeatable)
   --input name=uri   input URI (repeatable): file:// under RUNWARDEN_INPUT_ROOTS, runs:/<run>/<path>,
@@ -31,6 +33,9 @@ const HELP = `Usage: runwarden enqueue <template | spec.yaml> [options]
   --force            enqueue even if the same spec is already queued or done
   --wait             show progress until the task ends; exit 0 only if it completed
   --json             print the task as JSON
+  --sweep FILE       enqueue a sweep: a template with grid, list or random (seeded) parameter sets,
+                     max_concurrency, select {metric, direction}; see docs/tasks.md "Sweeps"
+  --dry-run          with --sweep: print the children's parameter sets and task ids, enqueue nothing
 
 The same template, parameters and inputs give the same task id: enqueueing again returns it.
 `;
@@ -171,6 +176,8 @@ export async function runEnqueue(argv: string[], config: () => Config): Promise<
         force: { type: 'boolean' },
         wait: { type: 'boolean' },
         json: { type: 'boolean' },
+        sweep: { type: 'string' },
+        'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -182,6 +189,8 @@ export async function runEnqueue(argv: string[], config: () => Config): Promise<
     process.stdout.write(HELP);
     return 0;
   }
+  if (v.sweep !== undefined) return runEnqueueSweep(v, positionals, config);
+  if (v['dry-run']) throw new UsageError('--dry-run goes with --sweep (a single task has no dry run)');
   if (positionals.length !== 1)
     throw new UsageError('give one template name or spec file (see runwarden enqueue --help)');
   const spec = await buildSpec(positionals[0]!, v);
@@ -201,6 +210,53 @@ export async function runEnqueue(argv: string[], config: () => Config): Promise<
       v.json
         ? `${JSON.stringify(end, null, 2)}\n`
         : `${end.task_id} ${end.state}${end.reason ? `: ${end.reason.split('\n')[0]}` : ''}${run ? `\nrun: ${run.url}` : ''}\n`,
+    );
+    return end.state === 'completed' ? 0 : 1;
+  } finally {
+    await queue.close();
+  }
+}
+
+async function runEnqueueSweep(
+  v: Record<string, unknown>,
+  positionals: string[],
+  config: () => Config,
+): Promise<number> {
+  if (positionals.length) throw new UsageError('--sweep takes the spec file; give no template or other file');
+  const file = String(v.sweep);
+  if (!/\.(ya?ml|json)$/.test(file))
+    throw new UsageError(`--sweep ${file}: expected a .yaml, .yml or .json file`);
+  const spec = (parseYaml(await readFile(file, 'utf8')) as Record<string, unknown>) ?? {};
+  if (v.experiment) spec.experiment = v.experiment;
+  if (v.force) spec.force = true;
+  const cfg = config();
+  const queue = await openQueue(cfg);
+  try {
+    const res = await queue.enqueueSweep(spec, { dryRun: v['dry-run'] === true });
+    if (v.json && !v.wait) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+    else {
+      const head = res.dry_run ? 'dry run: would enqueue' : res.existing ? 'existing' : 'enqueued';
+      process.stdout.write(
+        `${head} sweep ${res.sweep_id}: ${res.children.length} children of ${res.template} (${res.kind}), ` +
+          `at most ${res.max_concurrency} at once, best by ${res.select.metric} (${res.select.direction})\n`,
+      );
+      if (res.dry_run)
+        for (const c of res.children)
+          process.stdout.write(
+            `  ${c.task_id}  ${Object.entries(c.swept)
+              .map(([k, x]) => `${k}=${x}`)
+              .join(' ')}\n`,
+          );
+    }
+    if (!v.wait || res.dry_run) return 0;
+    const end = await waitAndShow(queue, res.sweep_id, cfg.redisUrl);
+    const best = end.sweep?.best;
+    process.stdout.write(
+      v.json
+        ? `${JSON.stringify(end, null, 2)}\n`
+        : `${end.task_id} ${end.state}${end.reason ? `: ${end.reason.split('\n')[0]}` : ''}` +
+            `${best ? `\nbest: child ${best.index} (${best.task_id}) ${best.metric} ${best.value}` : ''}` +
+            `${end.sweep ? `\nparent run: ${end.sweep.parent_run_url}` : ''}\n`,
     );
     return end.state === 'completed' ? 0 : 1;
   } finally {

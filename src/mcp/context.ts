@@ -10,7 +10,8 @@ import type { ReviewStore } from '../review/index.js';
 import type { McpRunRegistry } from './runs.js';
 
 /** The part of the task queue the task tools use (tests pass a fake of just this). */
-export type TaskQueueApi = Pick<TaskQueue, 'templates' | 'enqueue' | 'get' | 'list' | 'cancel'>;
+export type TaskQueueApi = Pick<TaskQueue, 'templates' | 'enqueue' | 'get' | 'list' | 'cancel'> &
+  Partial<Pick<TaskQueue, 'enqueueSweep'>>;
 
 /** The part of the review store the review tools use (tests pass a fake of just this). */
 export type ReviewStoreApi = Pick<ReviewStore, 'get' | 'list' | 'evidence' | 'decide'>;

@@ -16,8 +16,8 @@ export const cancelTaskTool = defineTool({
   name: 'cancel_task',
   title: 'Cancel task',
   description:
-    'Cancel a task: a waiting one never starts; a running one stops and its run ends KILLED with the reason. ' +
-    'Finished tasks are left as they are.',
+    'Cancel a task (a sweep: every child): waiting, it never starts; running, its run ends KILLED with the ' +
+    'reason. Finished: unchanged.',
   input: {
     task_id: z.string().min(1).describe('Task id'),
     reason: z.string().max(500).optional().describe('Why (recorded)'),

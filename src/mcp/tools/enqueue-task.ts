@@ -1,9 +1,12 @@
 /**
- * Tool `enqueue_task`: queue a training task from a registered template. Everything is checked
- * before anything is queued (template, params against their bounds, inputs readable); the same
- * template + params + inputs return the existing task unless `force`.
+ * Tool `enqueue_task`: queue a training task from a registered template, or a sweep of it. Everything
+ * is checked before anything is queued (template, params against their bounds, inputs readable,
+ * every sweep child); the same template + params + inputs return the existing task (the same sweep
+ * spec the existing sweep) unless `force`. `dry_run` with a sweep lists the children and queues
+ * nothing.
  */
 import { z } from 'zod';
+import { RunwardenError } from '../../errors/index.js';
 import { defineTool } from './define.js';
 import { tasksOf } from './get-task.js';
 
@@ -11,8 +14,8 @@ export const enqueueTaskTool = defineTool({
   name: 'enqueue_task',
   title: 'Enqueue task',
   description:
-    'Queue a training task from a template; a worker runs it in an MLflow run. Params and inputs are checked ' +
-    'first; the same spec returns the existing task unless force. Then wait_for_task.',
+    'Queue a training task from a template (with sweep: one per parameter set); a worker runs it in an MLflow run. ' +
+    'All is checked first; the same spec returns the existing task unless force. Then wait_for_task.',
   input: {
     template: z.string().min(1).describe('Template name'),
     params: z
@@ -36,6 +39,12 @@ export const enqueueTaskTool = defineTool({
       .describe('Limit per attempt (default: template’s)'),
     attempts: z.number().int().min(1).max(10).optional().describe('Attempts allowed (default 1)'),
     force: z.boolean().optional().describe('New task even if this spec exists'),
+    // Checked by the queue (each bad field named); a loose schema keeps tools/list short.
+    sweep: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('grid|list|random, max_concurrency, select, early_stop (docs/tasks.md)'),
+    dry_run: z.boolean().optional().describe('Sweep: plan only'),
   },
   output: {
     task_id: z.string(),
@@ -43,6 +52,8 @@ export const enqueueTaskTool = defineTool({
     existing: z.boolean(),
     experiment: z.string(),
     run_url: z.string().optional(),
+    // A sweep's children: [{task_id, params (the swept ones)}].
+    children: z.array(z.unknown()).optional(),
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   hints: {
@@ -50,7 +61,32 @@ export const enqueueTaskTool = defineTool({
       'Fix that field and call again; list_task_templates shows each template’s params and bounds.',
   },
   async run(args, ctx) {
-    const { task, existing, info } = await tasksOf(ctx).enqueue(args);
+    const tasks = tasksOf(ctx);
+    const { sweep, dry_run, ...spec } = args;
+    if (sweep) {
+      if (!tasks.enqueueSweep)
+        throw new RunwardenError('CONFIG_ERROR', 'this MCP server’s task queue runs no sweeps');
+      const res = await tasks.enqueueSweep({ ...spec, ...sweep }, { dryRun: dry_run === true });
+      const info = res.dry_run ? undefined : await tasks.get(res.sweep_id);
+      const runUrl = info?.runs.at(-1)?.url;
+      const children = res.children.map((c) => ({ task_id: c.task_id, params: c.swept }));
+      return {
+        structured: {
+          task_id: res.sweep_id,
+          state: res.dry_run ? 'dry_run' : (info?.state ?? 'waiting'),
+          existing: res.existing,
+          experiment: res.experiment,
+          run_url: runUrl,
+          children,
+        },
+        text: res.dry_run
+          ? `Dry run: sweep ${res.sweep_id} would run ${children.length} children of ${res.template} (at most ${res.max_concurrency} at once, best by ${res.select.metric} ${res.select.direction}); nothing queued. Call again without dry_run to enqueue.`
+          : `${res.existing ? 'Existing' : 'Enqueued'} sweep ${res.sweep_id}: ${children.length} children of ${res.template}, at most ${res.max_concurrency} at once, best by ${res.select.metric} (${res.select.direction}) → experiment '${res.experiment}'.${runUrl ? ` Parent run: ${runUrl}` : ''} Follow it with wait_for_task; cancel_task cancels every child.`,
+      };
+    }
+    if (dry_run)
+      throw new RunwardenError('VALIDATION_ERROR', 'dry_run: goes with sweep; a single task has no dry run');
+    const { task, existing, info } = await tasks.enqueue(spec);
     const runUrl = info.runs.at(-1)?.url;
     return {
       structured: {

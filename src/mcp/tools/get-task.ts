@@ -1,6 +1,6 @@
 /**
  * Tool `get_task`: a queued task's state, progress, MLflow run of each attempt (with UI links),
- * result metrics and reason. Also holds the task output shape the other task tools share.
+ * result metrics and reason; for a sweep, its children summary and best child so far. Also holds the task output shape the other task tools share.
  */
 import { z } from 'zod';
 import { RunwardenError, ValidationError } from '../../errors/index.js';
@@ -36,6 +36,8 @@ export const taskShape = {
   exit_code: z.number().optional(),
   reason: z.string().optional(),
   finished_at: z.number().optional(),
+  // A sweep's children: done/running/failed/cancelled counts, the best so far, the parent run.
+  sweep: z.unknown().optional(),
 };
 export type TaskOutput = z.infer<z.ZodObject<typeof taskShape>>;
 
@@ -60,6 +62,7 @@ export function toTaskOutput(i: TaskInfo): TaskOutput {
     exit_code: result?.exit_code ?? undefined,
     reason: i.reason || i.cancel_requested || undefined,
     finished_at: i.finished_at,
+    sweep: i.sweep ? { ...i.sweep } : undefined,
   };
 }
 
@@ -68,7 +71,17 @@ const pct = (f: number) => `${Math.round(f * 100)}%`;
 /** One line about a task for text mirrors. */
 export function describeTask(i: TaskInfo): string {
   const p = i.progress;
-  const parts = [`Task ${i.task_id} (${i.template}): ${i.state}`];
+  const parts = [`${i.sweep ? 'Sweep' : 'Task'} ${i.task_id} (${i.template}): ${i.state}`];
+  const s = i.sweep;
+  if (s) {
+    parts.push(
+      `children ${s.done} done, ${s.running} running, ${s.waiting} waiting, ${s.failed} failed, ${s.cancelled} cancelled of ${s.children}`,
+    );
+    if (s.best) parts.push(`best child ${s.best.index} (${s.best.task_id}) ${s.best.metric} ${s.best.value}`);
+    parts.push(`parent run ${s.parent_run_id} ${s.parent_run_url}`);
+    if (i.reason && i.state !== 'completed') parts.push(`reason: ${i.reason.split('\n')[0]}`);
+    return `${parts.join('; ')}.`;
+  }
   if (p && !['completed', 'failed', 'cancelled'].includes(i.state))
     parts.push(`${pct(p.fraction)}${p.message ? ` ${p.message}` : ''}`);
   if (i.reason && i.state !== 'completed') parts.push(`reason: ${i.reason.split('\n')[0]}`);
@@ -82,7 +95,7 @@ export function describeTask(i: TaskInfo): string {
 export const getTaskTool = defineTool({
   name: 'get_task',
   title: 'Get task',
-  description: "A task's state, progress, MLflow run per attempt (UI links), result metrics and reason.",
+  description: "A task's (or sweep's) state, progress, MLflow runs (UI links), metrics and reason.",
   input: {
     task_id: z.string().min(1).describe('Task id'),
   },

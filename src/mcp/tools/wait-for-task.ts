@@ -1,7 +1,8 @@
 /**
  * Tool `wait_for_task`: wait a bounded time for a task, sending MCP progress notifications (when
  * the request has a progress token) whenever its progress changes (at most once per poll) and at
- * least every heartbeat while it waits. Returns the task's state whether or not it finished.
+ * least every heartbeat while it waits (for a sweep, its progress message counts the children
+ * done/running/failed and names the best so far; get_task has the whole summary). Returns the task's state whether or not it finished.
  */
 import { z } from 'zod';
 import { sleep } from '../../mlflow/retry.js';
@@ -74,8 +75,8 @@ export const waitForTaskTool = defineTool({
   name: 'wait_for_task',
   title: 'Wait for task',
   description:
-    'Wait up to timeout_seconds for a task to end, sending progress notifications; returns its state either way ' +
-    '(finished false: call again). Over 55 s needs a client resetting its timeout on progress.',
+    'Wait up to timeout_seconds for a task or sweep to end, with progress notifications; finished false: call ' +
+    'again. Over 55 s needs a client resetting its timeout on progress.',
   input: {
     task_id: z.string().min(1).describe('Task id'),
     timeout_seconds: z.number().min(0).max(300).optional().describe('Seconds (default 50, max 300)'),
