@@ -3,16 +3,18 @@
 // holds the task-state, task-duration and MLflow-latency series; MLflow answering 503 (a fault
 // proxy in between) shows as request errors by endpoint; Redis hanging (a fault proxy in between)
 // makes a scrape answer within its timeout saying the task and review collectors are down, and
-// they come back when Redis does; without the token /metrics and the dashboard answer 401, with it
+// they come back when Redis does; a run left to its lease counts as open, then as reaped; without the token /metrics and the dashboard answer 401, with it
 // the dashboard page, its assets and its queue API load, and the API refuses to change a job.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { uniqueName } from '../support/clients.js';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
+import { getOrCreateExperiment } from '../../src/index.js';
+import { testClient, uniqueName } from '../support/clients.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { call, callError, httpClient, type ServeProcess, startServe } from '../support/mcp.js';
+import { pyGetRun } from '../support/python.js';
 import { startWorkerProcess, stopAllWorkers, taskEnv, type WorkerEnv, waitFor } from '../support/tasks.js';
 import { type Exposition, find, parsePrometheusText } from '../unit/obs/prom-text.js';
 
@@ -152,6 +154,39 @@ describe('/metrics', () => {
     });
     await foreign.arrayBuffer();
     expect(foreign.status).toBe(403);
+  });
+});
+
+describe('/metrics and the reaper', () => {
+  it('metrics: a run left open through MCP counts in runwarden_open_runs, and once its lease expires in runwarden_runs_reaped_total', async () => {
+    const experiment_name = uniqueName('metrics-reap');
+    const { experimentId } = await getOrCreateExperiment(testClient(mlflowUrl), experiment_name);
+    const own = await startServe({
+      MLFLOW_TRACKING_URI: mlflowUrl,
+      REDIS_URL: redisUrl,
+      RUNWARDEN_QUEUE_PREFIX: prefix,
+      RUNWARDEN_HTTP_TOKEN: TOKEN,
+      RUNWARDEN_REAP_INTERVAL_MS: '1000',
+      RUNWARDEN_REAP_EXPERIMENT_IDS: experimentId,
+    });
+    onTestFinished(async () => {
+      await own.stop(10_000);
+    });
+    const { client: c, transport } = await httpClient(own.url, TOKEN);
+    const run = await call<{ run_id: string }>(c, 'start_run', { experiment_name, lease_seconds: 10 });
+    const open = await scrape(own.url);
+    expect(value(open.exposition, 'runwarden_open_runs')).toBe(1);
+    expect(value(open.exposition, 'runwarden_runs_reaped_total')).toBe(0);
+    await transport.terminateSession();
+    await c.close();
+
+    await waitFor(
+      'the reaper to close the run, as /metrics counts it',
+      async () => value((await scrape(own.url)).exposition, 'runwarden_runs_reaped_total') === 1,
+      { timeoutMs: 60_000 },
+    );
+    expect((await pyGetRun(mlflowUrl, run.run_id)).status).toBe('KILLED');
+    expect(value((await scrape(own.url)).exposition, 'runwarden_open_runs')).toBe(0);
   });
 });
 
