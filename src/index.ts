@@ -36,6 +36,12 @@ export {
 } from './mlflow/client.js';
 export { normalizeArtifactPath } from './mlflow/paths.js';
 export { isTransient, type RetryPolicy } from './mlflow/retry.js';
+// Sweeps: the spec, what a child carries, and what enqueueing and reading a sweep return
+// (TaskQueue.enqueueSweep in src/queue/task-queue.ts).
+export { type SweepChild, type SweepSpec, SweepSpecSchema } from './model/sweep-spec.js';
+export type { SweepChildPlan, SweepEnqueueResult } from './sweep/flow.js';
+export type { SweepBest, SweepSummary } from './sweep/summary.js';
+export { SWEEP_TAGS } from './sweep/tags.js';
 export {
   type GetOrCreateExperimentOptions,
   type GetOrCreateExperimentResult,
