@@ -17,6 +17,8 @@ import { mlflowClientFromConfig } from '../mlflow/client.js';
 import { taskQueueFromConfig } from '../queue/from-config.js';
 import { REDIS_CONNECT_TIMEOUT_MS, redisUnreachable, waitForRedis } from '../queue/redis-reach.js';
 import { isTerminal, type TaskInfo, type TaskQueue } from '../queue/task-queue.js';
+import { reviewStoreFromConfig } from '../review/from-config.js';
+import { formatReviewSummary, reviewSummary } from '../review/status.js';
 import { UsageError } from './usage.js';
 
 const HELP = `Usage: runwarden enqueue <template | spec.yaml> [options]
@@ -266,7 +268,9 @@ async function runEnqueueSweep(
 
 export async function runStatus(argv: string[], config: () => Config): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('Usage: runwarden status [--json]\n\nQueue counts and the active tasks.\n');
+    process.stdout.write(
+      'Usage: runwarden status [--json]\n\nQueue counts, the active tasks, and pending reviews (count and the oldest few).\n',
+    );
     return 0;
   }
   const cfg = config();
@@ -274,8 +278,11 @@ export async function runStatus(argv: string[], config: () => Config): Promise<n
   try {
     const counts = await queue.counts();
     const active = await queue.list({ states: ['active'], limit: 100 });
+    // Pending reviews: the count and the oldest few (src/review/status.ts).
+    const store = reviewStoreFromConfig(cfg, mlflowClientFromConfig(cfg));
+    const reviews = await reviewSummary(store).finally(() => store.close());
     if (argv.includes('--json')) {
-      process.stdout.write(`${JSON.stringify({ counts, active }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ counts, active, reviews }, null, 2)}\n`);
       return 0;
     }
     process.stdout.write(
@@ -290,6 +297,7 @@ export async function runStatus(argv: string[], config: () => Config): Promise<n
         `${t.task_id}  ${t.template.padEnd(20)} ${bar(t.progress?.fraction ?? 0, 12)} ${elapsed.padStart(6)}  ${t.runs.at(-1)?.url ?? ''}\n`,
       );
     }
+    process.stdout.write(formatReviewSummary(reviews));
     return 0;
   } finally {
     await queue.close();
