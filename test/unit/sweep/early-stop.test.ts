@@ -1,10 +1,12 @@
 // The median-stopping rule (src/sweep/medians.ts) table-driven, the close reason's wording, the
-// abort reason's code, and the stopper (src/sweep/early-stop.ts) over a fake MLflow client:
-// siblings read once, refreshes bounded, a failed read never stops a child.
+// abort reason's code and the close reason an attempt gets from it, and the stopper
+// (src/sweep/early-stop.ts) over a fake MLflow client: siblings read once, refreshes bounded, a
+// failed read never stops a child.
 import { describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
 import type { MlflowClient } from '../../../src/mlflow/client.js';
 import type { SweepChild } from '../../../src/model/sweep-spec.js';
+import { stopKind, stopReason } from '../../../src/queue/attempt-stop.js';
 import { startEarlyStop } from '../../../src/sweep/early-stop.js';
 import {
   EARLY_STOP_PREFIX,
@@ -192,6 +194,23 @@ describe('stop reason', () => {
     expect(String(r)).toBe('early-stopped: x');
     expect(isEarlyStoppedReason(r.message)).toBe(true);
     expect(isEarlyStoppedReason('cancelled: by request')).toBe(false);
+  });
+});
+
+describe('an attempt stopped by the rule', () => {
+  it("stopReason: an attempt aborted with the rule's reason closes with 'early-stopped: ...', not 'cancelled: ...'", () => {
+    const abort = new AbortController();
+    abort.abort(
+      new EarlyStopReason('early-stopped: loss 5 at step 3 worse than the median 1 of 2 finished siblings'),
+    );
+    const kind = stopKind(abort.signal, new AbortController().signal);
+    expect(kind).toBe('cancelled');
+    expect(stopReason(kind!, { signal: abort.signal }, 60)).toBe(
+      'early-stopped: loss 5 at step 3 worse than the median 1 of 2 finished siblings',
+    );
+    const cancel = new AbortController();
+    cancel.abort('by request');
+    expect(stopReason('cancelled', { signal: cancel.signal }, 60)).toBe('cancelled: by request');
   });
 });
 
