@@ -11,6 +11,7 @@ export {
   MlflowApiError,
   MlflowUnreachableError,
   ParamConflictError,
+  ReviewAlreadyDecidedError,
   RunClosedError,
   RunwardenError,
   type RunwardenErrorCode,
@@ -39,6 +40,22 @@ export { isTransient, type RetryPolicy } from './mlflow/retry.js';
 // Sweeps: the spec, what a child carries, and what enqueueing and reading a sweep return
 // (TaskQueue.enqueueSweep in src/queue/task-queue.ts).
 export { type SweepChild, type SweepSpec, SweepSpecSchema } from './model/sweep-spec.js';
+// Review: items, decisions exactly once, the policy judge, promotion with history kept in MLflow
+export {
+  type DecideResult,
+  type Evidence,
+  modelHistory,
+  type PromotionRecord,
+  REVIEW_QUEUE,
+  type ReviewDecision,
+  type ReviewItem,
+  type ReviewMode,
+  type ReviewState,
+  ReviewStore,
+  reviewStoreFromConfig,
+  startJudge,
+  type Verdict,
+} from './review/index.js';
 export type { SweepChildPlan, SweepEnqueueResult } from './sweep/flow.js';
 export type { SweepBest, SweepSummary } from './sweep/summary.js';
 export { SWEEP_TAGS } from './sweep/tags.js';
