@@ -135,6 +135,8 @@ function pendingFor(client: Client, taskId: string): Promise<Pending> {
 interface Registry {
   versions: { version: string; run_id: string; aliases: string[]; tags: Record<string, string> }[];
   champion: string | null;
+  /** alias → version, from the registered model */
+  aliases: Record<string, string>;
   tags: Record<string, string>;
   description: string | null;
 }
@@ -155,6 +157,7 @@ except Exception:
     out['champion'] = None
 rm = c.get_registered_model(name)
 out['tags'] = dict(rm.tags)
+out['aliases'] = {a: str(v) for a, v in (rm.aliases or {}).items()}
 out['description'] = rm.description
 print(json.dumps(out))
 `,
@@ -178,7 +181,7 @@ interface Submitted {
 }
 
 describe('the agent judge over MCP, with a worker and two MCP servers', () => {
-  it('approve: the completed task waits in list_pending_reviews, get_review shows its evidence, and approval makes version + champion alias (MLflow’s client agrees) and a get_model_history record', async () => {
+  it('approve: the completed task waits in list_pending_reviews, get_review shows its evidence, approval makes version + champion alias (MLflow’s client agrees); a better one is shown beside the champion and moves the alias; get_model_history shows both moves', async () => {
     const { taskId, runId } = await completedTask({ rmse: 2, mae: 1, mse: 4, tag: 'approve' });
     const pending = await pendingFor(a!, taskId);
     expect(pending).toMatchObject({ review_id: `r-${taskId}`, run_id: runId, metric: 'composite' });
@@ -238,6 +241,41 @@ describe('the agent judge over MCP, with a worker and two MCP servers', () => {
       },
     );
     expect(after).toMatchObject({ state: 'applied', decision: { verdict: 'approve', judge: done.judge } });
+
+    // A better candidate: its evidence shows the champion beside it; approving moves the alias and
+    // the history shows both moves, newest first.
+    const next = await completedTask({ rmse: 1.5, mae: 1, mse: 2.25, tag: 'approve-better' });
+    const second = await pendingFor(b!, next.taskId);
+    const vs = await call<{
+      champion: { version: string; run_id: string; metrics: Record<string, number> };
+      primary_metric: { candidate: number; champion: number; delta: number; better: boolean };
+    }>(b!, 'get_review', { review_id: second.review_id });
+    expect(vs.champion).toMatchObject({ version: done.outcome!.version, run_id: runId });
+    expect(vs.primary_metric.champion).toBeCloseTo(2.1);
+    expect(vs.primary_metric.candidate).toBeCloseTo(0.5 * 1.5 + 0.3 + 0.2 * 2.25);
+    expect(vs.primary_metric.better).toBe(true);
+    const moved = await call<Submitted>(b!, 'submit_review', {
+      review_id: second.review_id,
+      verdict: 'approve',
+      score: 0.9,
+      notes: 'composite 1.5 vs the champion’s 2.1',
+    });
+    expect(moved.outcome).toMatchObject({ alias: 'champion', previous_version: done.outcome!.version });
+    expect(moved.judge).not.toBe(done.judge);
+    const reg2 = await pyRegistry();
+    expect(reg2.champion).toBe(moved.outcome!.version);
+    expect(reg2.aliases['previous-champion']).toBe(done.outcome!.version);
+    const both = await call<{
+      promotions: { review_id: string; version: string; previous_version?: string }[];
+    }>(a!, 'get_model_history', { name: modelName, alias: 'champion' });
+    expect(both.promotions.slice(0, 2)).toMatchObject([
+      {
+        review_id: second.review_id,
+        version: moved.outcome!.version,
+        previous_version: done.outcome!.version,
+      },
+      { review_id: `r-${taskId}`, version: done.outcome!.version },
+    ]);
   });
 
   it('reject: the run carries the review’s tags and notes in MLflow, and no version is made from it', async () => {
