@@ -98,8 +98,9 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   let worker: Awaited<ReturnType<typeof workerFromConfig>> | undefined;
   let judge: Awaited<ReturnType<typeof judgeFromConfig>> | undefined;
+  const workerClient = mlflowClientFromConfig(cfg, logger);
   try {
-    worker = await workerFromConfig(cfg, mlflowClientFromConfig(cfg, logger), logger);
+    worker = await workerFromConfig(cfg, workerClient, logger);
     judge = await judgeFromConfig(cfg, logger);
     http = await startHttpServer(runtime, cfg.http);
   } catch (err) {
@@ -110,6 +111,9 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
     throw err;
   }
   const reaperClient = mlflowClientFromConfig(cfg, logger);
+  // /metrics counts the stack's MLflow requests, not only the MCP server's.
+  http.observeMlflow(workerClient);
+  http.observeMlflow(reaperClient);
   const stopReaper = startLoggedReaperLoop(reaperClient, {
     intervalMs: cfg.mcp.reapIntervalMs,
     experimentIds: cfg.mcp.reapExperimentIds,

@@ -29,6 +29,8 @@ export interface HttpOptions extends HttpSettings {
 export interface HttpServerHandle {
   url: string;
   port: number;
+  /** Count another MLflow client's requests in /metrics too (e.g. `up`'s in-process worker). */
+  observeMlflow(client: McpRuntime['client']): void;
   /** Close every session (flushing their runs, ending none) and stop listening. */
   close(reason: string): Promise<void>;
 }
@@ -272,6 +274,7 @@ export async function startHttpServer(runtime: McpRuntime, opts: HttpOptions): P
   return {
     url: `http://${shownHost}:${port}`,
     port,
+    observeMlflow: (client) => obs.observeClient(client),
     async close(reason) {
       clearInterval(sweeper);
       await Promise.allSettled([...sessions.values()].map((s) => s.close(reason)));

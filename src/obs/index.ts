@@ -37,6 +37,8 @@ export interface Observability {
   /** Answers every request under /admin/queues (undefined when the dashboard is off). */
   dashboard?: Handler;
   readonly registry?: Metrics['registry'];
+  /** Also count another MLflow client's requests (e.g. `up`'s in-process worker). */
+  observeClient(client: MlflowClient): void;
   close(): Promise<void>;
 }
 
@@ -51,7 +53,7 @@ export function startObservability(deps: ObservabilityDeps, settings: Observabil
     onTaskFinished: m.enabled ? (t) => metrics?.observeTask(t) : undefined,
   });
   const openRuns = deps.openRuns;
-  let stopObserving: () => void = () => undefined;
+  const stopObserving: (() => void)[] = [];
   if (m.enabled) {
     metrics = createMetrics(
       {
@@ -68,9 +70,12 @@ export function startObservability(deps: ObservabilityDeps, settings: Observabil
         onCollectorDown: (collector) => collector === 'tasks' && queues.reconnect(),
       },
     );
-    const registry = metrics;
-    stopObserving = deps.client.transport.observe((e) => registry.observeMlflow(e));
   }
+  const observeClient = (client: MlflowClient) => {
+    const registry = metrics;
+    if (registry) stopObserving.push(client.transport.observe((e) => registry.observeMlflow(e)));
+  };
+  observeClient(deps.client);
   const scrape = metrics;
   return {
     registry: metrics?.registry,
@@ -87,8 +92,9 @@ export function startObservability(deps: ObservabilityDeps, settings: Observabil
           readOnly: d.readOnly,
         })
       : undefined,
+    observeClient,
     async close() {
-      stopObserving();
+      for (const stop of stopObserving) stop();
       await queues.close();
     },
   };
