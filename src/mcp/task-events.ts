@@ -99,6 +99,10 @@ export class LazyTaskQueue implements TaskQueueApi, TaskEventsApi {
     return this.call((q) => q.enqueue(spec));
   }
 
+  enqueueSweep(spec: unknown, opts?: { dryRun?: boolean }): ReturnType<TaskQueue['enqueueSweep']> {
+    return this.call((q) => q.enqueueSweep(spec, opts));
+  }
+
   get(taskId: string): ReturnType<TaskQueue['get']> {
     return this.call((q) => q.get(taskId));
   }
