@@ -20,7 +20,8 @@ Environment: MLFLOW_TRACKING_URI, RUNWARDEN_READ_ONLY, RUNWARDEN_ALLOWED_ROOTS, 
 const SERVE_HELP = `Usage: runwarden serve
 
 Serves MCP over Streamable HTTP at http://RUNWARDEN_HTTP_HOST:RUNWARDEN_HTTP_PORT/mcp (default
-127.0.0.1:7341) and GET /health. Set RUNWARDEN_HTTP_TOKEN to require "Authorization: Bearer <token>"
+127.0.0.1:7341), GET /health, GET /metrics (Prometheus text) and the read-only queue dashboard at
+/admin/queues (RUNWARDEN_METRICS, RUNWARDEN_DASHBOARD). Set RUNWARDEN_HTTP_TOKEN to require "Authorization: Bearer <token>"
 (required when binding a non-loopback address). A closed or idle session ends no run: its runs stay
 open under their lease, another session may continue them, and the reaper (every
 RUNWARDEN_REAP_INTERVAL_MS, any owner) closes those nobody renews. SIGINT/SIGTERM end the runs this

@@ -131,6 +131,7 @@ export async function runUp(argv: string[], config: () => Config = loadConfig): 
       `  MLflow UI:     ${redactUri(cfg.mlflow.uiUrl)}`,
       `  MCP endpoint:  ${mcpUrl}${cfg.http.token ? ' (Bearer token required)' : ''}`,
       `  Health:        ${http.url}/health`,
+      `  Metrics:       ${cfg.http.metrics?.enabled === false ? 'off (RUNWARDEN_METRICS=false)' : `${http.url}/metrics`}; queue dashboard: ${cfg.http.dashboard?.enabled === false ? 'off' : `${http.url}/admin/queues`}`,
       `  Task queue:    ${redactUri(cfg.redisUrl)} (one worker running; task events at ${http.url}/tasks/<id>/events)`,
       '  Judge:         the policy judge (templates with review.mode policy); `node bin/runwarden.js history <model>` shows promotions',
       `  Reaper:        ${cfg.mcp.reapIntervalMs > 0 ? `every ${cfg.mcp.reapIntervalMs} ms, closes runs of any owner whose lease expired` : 'off (RUNWARDEN_REAP_INTERVAL_MS=0)'}`,
