@@ -119,8 +119,13 @@ async function explainPartial(err: unknown, read: () => Promise<ReviewItem | und
   if (!(err instanceof RunwardenError) || err.code.startsWith('REVIEW_')) return err;
   const now = await read().catch(() => undefined);
   if (now?.state !== 'decided' || now.decision?.judge !== judge) return err;
+  // A refusal of the input will be refused again: sending the verdict again would not help.
+  const permanent = err.code === 'VALIDATION_ERROR' || err.code === 'CONFIG_ERROR';
   return new RunwardenError(
     err.code,
-    `Your ${now.decision.verdict} of ${now.id} is recorded, but applying it failed: ${err.message.replace(/[.\s]*$/, '.')} ${NEXT_STEP}`,
+    `Your ${now.decision.verdict} of ${now.id} is recorded, but applying it failed: ${err.message.replace(/[.\s]*$/, '.')} ` +
+      (permanent
+        ? 'Tell the operator: the judge process cannot finish it either until that is fixed.'
+        : NEXT_STEP),
   );
 }

@@ -14,6 +14,7 @@ import {
   MlflowUnreachableError,
   ReviewAlreadyDecidedError,
   RunwardenError,
+  ValidationError,
 } from '../../../../src/errors/index.js';
 import { silentLogger } from '../../../../src/log.js';
 import type { McpSettings, ReviewStoreApi, TaskQueueApi } from '../../../../src/mcp/context.js';
@@ -70,6 +71,8 @@ class FakeReviews implements ReviewStoreApi {
   decideCalls: { id: string; d: { verdict: Verdict; judge: string; score?: number; notes?: string } }[] = [];
   /** Applying fails this many times after the decision is recorded (MLflow down half-way). */
   failApplies = 0;
+  /** Thrown once after the decision is recorded (an error the store does not turn into applyError). */
+  throwAfterClaim?: Error;
 
   add(i: ReviewItem): ReviewItem {
     this.items.set(i.id, i);
@@ -114,6 +117,9 @@ class FakeReviews implements ReviewStoreApi {
       decision: prior ?? { ...d, at: Date.UTC(2026, 10, 28, 11) },
     };
     this.items.set(id, decided);
+    const thrown = this.throwAfterClaim;
+    this.throwAfterClaim = undefined;
+    if (thrown) throw thrown;
     if (this.failApplies > 0) {
       this.failApplies--;
       const err = new MlflowUnreachableError('POST /api/2.0/mlflow/registered-models/alias', 'ECONNREFUSED');
@@ -501,6 +507,31 @@ describe('submit_review', () => {
     );
     const out = ok<Json>(await s.call('submit_review', args));
     expect(out).toMatchObject({ state: 'applied', applied: true, outcome: { version: '2' } });
+  });
+
+  it('submit_review: an error thrown after the decision was recorded says it is recorded; send again for a transient one, tell the operator for a refusal', async () => {
+    const reviews = new FakeReviews();
+    reviews.add(item('r-t-a'));
+    reviews.add(item('r-t-b'));
+    const s = await open(reviews);
+    reviews.throwAfterClaim = new MlflowUnreachableError(
+      'POST /api/2.0/mlflow/model-versions/create',
+      'ETIMEDOUT',
+    );
+    const transient = failed(
+      await s.call('submit_review', { review_id: 'r-t-a', verdict: 'approve', score: 0.7, notes: 'ok' }),
+    );
+    expect(transient).toMatch(/^Your approve of r-t-a is recorded, but applying it failed: .*ETIMEDOUT/);
+    expect(transient).toContain('Call submit_review again with the same verdict');
+    reviews.throwAfterClaim = new ValidationError('verdict', 'the run stored no model folder');
+    const refusal = failed(
+      await s.call('submit_review', { review_id: 'r-t-b', verdict: 'approve', score: 0.7, notes: 'ok' }),
+    );
+    expect(refusal).toMatch(
+      /^Your approve of r-t-b is recorded, but applying it failed: verdict: the run stored no model/,
+    );
+    expect(refusal).toContain('Tell the operator');
+    expect(refusal).not.toContain('Call submit_review again');
   });
 
   it('submit_review: refuses policy items, unknown items, scores outside 0..1, notes over 4,000 characters and missing notes, deciding nothing', async () => {
