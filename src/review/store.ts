@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { MAX_REVIEW_NOTES } from '../model/task-spec.js';
 import { retryRedis } from '../queue/records.js';
+import { waitForRedis } from '../queue/redis-reach.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import { applyDecision, reworkSpec } from './apply.js';
 import { gatherEvidence, MODEL_EXISTS_TAG } from './evidence.js';
@@ -92,9 +93,14 @@ export class ReviewStore {
     return this.opts.client;
   }
 
+  /** One Redis step: waits (≤ 5 s) for the connection first, retried within `redisRetryMs`. */
   private call<T>(f: () => Promise<T>): Promise<T> {
     const budget = this.opts.redisRetryMs ?? 0;
-    return budget > 0 ? retryRedis(f, budget) : f();
+    const step = async () => {
+      await waitForRedis(this.redis, this.opts.redisUrl);
+      return f();
+    };
+    return budget > 0 ? retryRedis(step, budget) : step();
   }
 
   /** Create the item unless it exists (`existing: true` then). Policy items get a judge job. */
