@@ -4,8 +4,7 @@
  * the field named); `--wait` shows progress until the task ends and exits 0 only if it completed.
  * Every command here first waits for Redis, bounded (5 s): without it they fail with exit 1 and
  * a message naming REDIS_URL and how to start Redis; Redis lost under `--wait` is said the same
- * way, with how to follow the task, which goes on. `--sweep` enqueues a sweep (`--dry-run` only
- * plans it); its `--wait` line shows the children done/running/failed and the best so far.
+ * way, with how to follow the task, which goes on. `--sweep` is enqueue-sweep.ts.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -19,6 +18,7 @@ import { REDIS_CONNECT_TIMEOUT_MS, redisUnreachable, waitForRedis } from '../que
 import { isTerminal, type TaskInfo, type TaskQueue } from '../queue/task-queue.js';
 import { reviewStoreFromConfig } from '../review/from-config.js';
 import { formatReviewSummary, reviewSummary } from '../review/status.js';
+import { runEnqueueSweep } from './enqueue-sweep.js';
 import { UsageError } from './usage.js';
 
 const HELP = `Usage: runwarden enqueue <template | spec.yaml> [options]
@@ -92,7 +92,7 @@ function bar(fraction: number, width = 24): string {
 }
 
 /** The task queue once Redis answers (within 5 s): no Redis is an error naming REDIS_URL, not a hang. */
-async function openQueue(cfg: Config): Promise<TaskQueue> {
+export async function openQueue(cfg: Config): Promise<TaskQueue> {
   const queue = taskQueueFromConfig(cfg, mlflowClientFromConfig(cfg, createLogger(cfg.logLevel)));
   try {
     await waitForRedis(queue.redis, cfg.redisUrl);
@@ -219,53 +219,6 @@ export async function runEnqueue(argv: string[], config: () => Config): Promise<
   }
 }
 
-async function runEnqueueSweep(
-  v: Record<string, unknown>,
-  positionals: string[],
-  config: () => Config,
-): Promise<number> {
-  if (positionals.length) throw new UsageError('--sweep takes the spec file; give no template or other file');
-  const file = String(v.sweep);
-  if (!/\.(ya?ml|json)$/.test(file))
-    throw new UsageError(`--sweep ${file}: expected a .yaml, .yml or .json file`);
-  const spec = (parseYaml(await readFile(file, 'utf8')) as Record<string, unknown>) ?? {};
-  if (v.experiment) spec.experiment = v.experiment;
-  if (v.force) spec.force = true;
-  const cfg = config();
-  const queue = await openQueue(cfg);
-  try {
-    const res = await queue.enqueueSweep(spec, { dryRun: v['dry-run'] === true });
-    if (v.json && !v.wait) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
-    else {
-      const head = res.dry_run ? 'dry run: would enqueue' : res.existing ? 'existing' : 'enqueued';
-      process.stdout.write(
-        `${head} sweep ${res.sweep_id}: ${res.children.length} children of ${res.template} (${res.kind}), ` +
-          `at most ${res.max_concurrency} at once, best by ${res.select.metric} (${res.select.direction})\n`,
-      );
-      if (res.dry_run)
-        for (const c of res.children)
-          process.stdout.write(
-            `  ${c.task_id}  ${Object.entries(c.swept)
-              .map(([k, x]) => `${k}=${x}`)
-              .join(' ')}\n`,
-          );
-    }
-    if (!v.wait || res.dry_run) return 0;
-    const end = await waitAndShow(queue, res.sweep_id, cfg.redisUrl);
-    const best = end.sweep?.best;
-    process.stdout.write(
-      v.json
-        ? `${JSON.stringify(end, null, 2)}\n`
-        : `${end.task_id} ${end.state}${end.reason ? `: ${end.reason.split('\n')[0]}` : ''}` +
-            `${best ? `\nbest: child ${best.index} (${best.task_id}) ${best.metric} ${best.value}` : ''}` +
-            `${end.sweep ? `\nparent run: ${end.sweep.parent_run_url}` : ''}\n`,
-    );
-    return end.state === 'completed' ? 0 : 1;
-  } finally {
-    await queue.close();
-  }
-}
-
 export async function runStatus(argv: string[], config: () => Config): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(
@@ -307,7 +260,7 @@ export async function runStatus(argv: string[], config: () => Config): Promise<n
 export async function runCancel(argv: string[], config: () => Config): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h') || argv.length < 1) {
     process.stdout.write(
-      'Usage: runwarden cancel <task_id> [reason]\n\nCancel a task from any machine: a waiting task never starts; a running one is killed and its run ends KILLED.\n',
+      'Usage: runwarden cancel <task_id> [reason]\n\nCancel a task from any machine: a waiting task never starts; a running one is killed and its run ends KILLED.\nA sweep id cancels every child of the sweep and ends its parent run KILLED.\n',
     );
     return argv.length ? 0 : 2;
   }
