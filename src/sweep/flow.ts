@@ -164,8 +164,9 @@ export async function enqueueSweep(
       opts: {
         jobId: plan.sweepId,
         priority: plan.parent.priority,
-        // Closing the parent run retries through an MLflow outage.
-        attempts: 5,
+        // Closing the parent run retries through an MLflow outage: 10 attempts, 5 s doubling
+        // (about 85 min in all); the parent run holds no lease, so this is what closes it.
+        attempts: 10,
         backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 },
         ...JOB_RETENTION,
       },
