@@ -8,18 +8,18 @@
  * applied (a crash, an MLflow outage) is finished by submitting the same verdict as the same judge
  * again, or by the judge's reconcile loop (`finish`).
  */
-import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { hasCode, ReviewAlreadyDecidedError, RunwardenError, ValidationError } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
-import { MAX_REVIEW_NOTES } from '../model/task-spec.js';
 import { retryRedis } from '../queue/records.js';
 import { waitForRedis } from '../queue/redis-reach.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import { applyDecision, reworkSpec } from './apply.js';
+import { withApplyLock } from './apply-lock.js';
 import { gatherEvidence, MODEL_EXISTS_TAG } from './evidence.js';
+import { checkDecision, parseItem, same } from './item-codec.js';
 import { reviewKeys } from './keys.js';
 import { readRun } from './mlflow-reads.js';
 import type { ApplyPlan } from './promotion.js';
@@ -34,7 +34,6 @@ import {
   type ReviewMode,
   type ReviewState,
   reviewIdFor,
-  VERDICTS,
 } from './types.js';
 
 export interface ReviewStoreOptions {
@@ -67,10 +66,6 @@ export interface DecideResult {
   /** Why applying stopped, when it did (the decision stands; the judge's reconcile loop retries). */
   applyError?: string;
 }
-
-const JUDGE_MAX = 200;
-const CONTROL = /\p{Cc}/u;
-const same = (a: ReviewDecision, b: DecisionInput) => a.verdict === b.verdict && a.judge === b.judge;
 
 export class ReviewStore {
   readonly redis: Redis;
@@ -270,51 +265,41 @@ export class ReviewStore {
    */
   async finish(id: string): Promise<DecideResult> {
     const item = await this.mustGet(id);
-    if (item.state !== 'decided' || !item.decision) return { item, applied: item.state === 'applied' };
-    const owner = randomUUID();
-    const lockKey = this.k.applyLock(id);
-    if (!(await this.call(() => this.scripts.lock(lockKey, owner, this.lockMs))))
-      return { item, applied: false };
-    const renew = setInterval(
-      () => void this.scripts.lock(lockKey, owner, this.lockMs).catch(() => undefined),
-      Math.max(100, Math.floor(this.lockMs / 3)),
-    );
-    renew.unref();
-    try {
-      const raw = await this.call(() => this.redis.hget(this.k.item(id), 'plan'));
-      const plan: ApplyPlan = raw ? (JSON.parse(raw) as ApplyPlan) : {};
-      const outcome = await applyDecision(
-        {
+    const decision = item.decision;
+    if (item.state !== 'decided' || !decision) return { item, applied: item.state === 'applied' };
+    const lock = this.k.applyLock(id);
+    const r = await withApplyLock(this.scripts, lock, this.lockMs, async () => {
+      try {
+        const raw = await this.call(() => this.redis.hget(this.k.item(id), 'plan'));
+        const plan: ApplyPlan = raw ? (JSON.parse(raw) as ApplyPlan) : {};
+        const savePlan = async (p: ApplyPlan) => {
+          await this.call(() => this.redis.hset(this.k.item(id), 'plan', JSON.stringify(p)));
+        };
+        const ctx = {
           client: this.opts.client,
           tasksDir: this.opts.tasksDir,
           tasks: this.opts.tasks,
           plan,
-          savePlan: (p) =>
-            this.call(() => this.redis.hset(this.k.item(id), 'plan', JSON.stringify(p))).then(
-              () => undefined,
-            ),
-        },
-        item,
-        item.decision,
-      );
-      await this.call(() =>
-        this.scripts.applied(
-          [this.k.item(id), this.k.byState('decided'), this.k.byState('applied')],
-          JSON.stringify(outcome),
-          id,
-        ),
-      );
-      this.opts.logger?.info({ review: id, verdict: item.decision.verdict, ...outcome }, 'review applied');
-      return { item: { ...item, state: 'applied', outcome }, applied: true };
-    } catch (err) {
-      if (hasCode(err, 'VALIDATION_ERROR') || hasCode(err, 'CONFIG_ERROR')) throw err;
-      const why = (err as Error).message;
-      this.opts.logger?.warn({ review: id, err: why }, 'applying the decision failed; it will be retried');
-      return { item, applied: false, applyError: why };
-    } finally {
-      clearInterval(renew);
-      await this.scripts.unlock(lockKey, owner).catch(() => undefined);
-    }
+          savePlan,
+        };
+        const outcome = await applyDecision(ctx, item, decision);
+        const keys: [string, string, string] = [
+          this.k.item(id),
+          this.k.byState('decided'),
+          this.k.byState('applied'),
+        ];
+        await this.call(() => this.scripts.applied(keys, JSON.stringify(outcome), id));
+        this.opts.logger?.info({ review: id, verdict: decision.verdict, ...outcome }, 'review applied');
+        return { item: { ...item, state: 'applied' as const, outcome }, applied: true };
+      } catch (err) {
+        if (hasCode(err, 'VALIDATION_ERROR') || hasCode(err, 'CONFIG_ERROR')) throw err;
+        const why = (err as Error).message;
+        this.opts.logger?.warn({ review: id, err: why }, 'applying the decision failed; it will be retried');
+        return { item, applied: false, applyError: why };
+      }
+    });
+    // Another process holds the lock: it is applying this decision now.
+    return r ?? { item, applied: false };
   }
 
   /** Ids of decided items that are not applied yet, oldest first. */
@@ -334,26 +319,4 @@ export class ReviewStore {
     ]);
     this.redis.disconnect();
   }
-}
-
-function checkDecision(d: DecisionInput): void {
-  if (!VERDICTS.includes(d.verdict))
-    throw new ValidationError('verdict', `must be one of ${VERDICTS.join(', ')}`);
-  if (typeof d.judge !== 'string' || !d.judge.trim() || d.judge.length > JUDGE_MAX || CONTROL.test(d.judge))
-    throw new ValidationError('judge', `name who decides: 1-${JUDGE_MAX} characters, no control characters`);
-  if (d.score !== undefined && (typeof d.score !== 'number' || !Number.isFinite(d.score)))
-    throw new ValidationError('score', 'must be a finite number');
-  if (d.notes !== undefined && (typeof d.notes !== 'string' || d.notes.length > MAX_REVIEW_NOTES))
-    throw new ValidationError('notes', `at most ${MAX_REVIEW_NOTES} characters; shorten the notes`);
-}
-
-function parseItem(h: Record<string, string> | undefined): ReviewItem | undefined {
-  if (!h?.item) return undefined;
-  const base = JSON.parse(h.item) as Omit<ReviewItem, 'state'>;
-  return {
-    ...base,
-    state: (h.state as ReviewState) ?? 'pending',
-    ...(h.decision ? { decision: JSON.parse(h.decision) as ReviewDecision } : {}),
-    ...(h.outcome ? { outcome: JSON.parse(h.outcome) } : {}),
-  };
 }

@@ -158,6 +158,24 @@ describe('review decisions', () => {
     expect(again.item.outcome?.reworkTaskId).toBe(reworkTaskId);
   }, 240_000);
 
+  it('approve: a run that stored no model is refused before the decision is taken, and the item stays pending', async () => {
+    const modelName = uniqueName('judged-nomodel');
+    const s = await stack(modelName);
+    const item = await completedItem(s.queue, s.store, { rmse: 9, model: false }, 'agent');
+    await expect(s.store.decide(item.id, { verdict: 'approve', judge: 'agent-n' })).rejects.toMatchObject({
+      code: 'VALIDATION_ERROR',
+      field: 'verdict',
+    });
+    expect(await s.store.get(item.id)).toMatchObject({ state: 'pending' });
+    expect((await s.store.evidence(item.id)).policy?.passed).toBe(false);
+    const r = await s.store.decide(item.id, {
+      verdict: 'reject',
+      judge: 'agent-n',
+      notes: 'no model stored',
+    });
+    expect(r).toMatchObject({ applied: true, item: { state: 'applied', decision: { verdict: 'reject' } } });
+  }, 180_000);
+
   it('a judge killed mid-approval (its alias request held): the next judge finishes with one version, the alias and one history record', async () => {
     const modelName = uniqueName('judged-crash');
     const proxy: FaultProxy = await startFaultProxy(mlflowUrl);
