@@ -176,6 +176,29 @@ describe('review decisions', () => {
     expect(r).toMatchObject({ applied: true, item: { state: 'applied', decision: { verdict: 'reject' } } });
   }, 180_000);
 
+  it('runwarden judge: SIGTERM stops it within the bound, exit 0', async () => {
+    const s = await stack(uniqueName('judged-term'));
+    const judge = spawn(process.execPath, ['--import', 'tsx', cliPath, 'judge'], {
+      cwd: repoRoot,
+      env: { ...process.env, ...s.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(judge);
+    let err = '';
+    judge.stderr?.on('data', (d) => {
+      err += d;
+    });
+    const exited = new Promise<number | null>((r) => judge.on('exit', (code) => r(code)));
+    await waitFor('the judge to start', () => err.includes('runwarden judge: waiting for reviews'), {
+      timeoutMs: 60_000,
+    });
+    const t0 = Date.now();
+    judge.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(err).toContain('runwarden judge: stopping');
+  }, 120_000);
+
   it('a judge killed mid-approval (its alias request held): the next judge finishes with one version, the alias and one history record', async () => {
     const modelName = uniqueName('judged-crash');
     const proxy: FaultProxy = await startFaultProxy(mlflowUrl);
