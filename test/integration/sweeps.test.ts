@@ -241,6 +241,54 @@ describe('sweeps', () => {
     expect(parent.params['best.x']).toBe('4');
   });
 
+  it('a worker killed (SIGKILL) while it runs a child: the child is re-delivered to the other worker, the cap of 1 still holds, and the parent closes FINISHED', async () => {
+    const [a, b] = await Promise.all([startWorkerProcess(env), startWorkerProcess(env)]);
+    const experiment = uniqueName('sweep-kill');
+    const res = await queue.enqueueSweep({
+      template: 'sweepfn',
+      experiment,
+      params: { epochs: 20, sleep_ms: 250 },
+      list: [{ x: 1 }, { x: 2 }],
+      max_concurrency: 1,
+    });
+    const exp = await getExperimentByName(client, experiment);
+    const experimentId = exp!.experiment_id!;
+    const [first] = await waitFor('a child running', async () => {
+      const r = await runningChildren(experimentId, res.sweep_id);
+      return r.length ? r : undefined;
+    });
+    // The run's owner is `worker:<user>@<host>:<pid>`: kill exactly the worker holding it.
+    const pid = Number(tag(first!, 'runwarden.owner')?.split(':').at(-1));
+    const holder = [a, b].find((w) => w.pid === pid)!;
+    expect(holder).toBeDefined();
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+
+    let maxRunning = 0;
+    const end = await waitFor(
+      'the sweep to end',
+      async () => {
+        // The killed attempt's run stays RUNNING (nobody ends it) until attempt 2 settles it: not counted.
+        const live = (await runningChildren(experimentId, res.sweep_id)).filter(
+          (r) => r.info.run_id !== first!.info.run_id,
+        );
+        maxRunning = Math.max(maxRunning, live.length);
+        const info = await queue.get(res.sweep_id);
+        return info && ['completed', 'failed', 'cancelled'].includes(info.state) ? info : undefined;
+      },
+      { timeoutMs: 180_000, intervalMs: 200 },
+    );
+    expect(end.state).toBe('completed');
+    expect(end.sweep).toMatchObject({ done: 2, failed: 0 });
+    expect(maxRunning).toBe(1);
+    expect((await pyGetRun(mlflowUrl, first!.info.run_id)).status).not.toBe('RUNNING');
+    const parent = await pyGetRun(mlflowUrl, res.parent_run_id!);
+    expect(parent.status).toBe('FINISHED');
+    expect(parent.params['best.x']).toBe('2');
+    const killedChild = tag(first!, 'runwarden.task_id')!;
+    expect((await queue.get(killedChild))?.runs.map((r) => r.attempt)).toEqual([1, 2]);
+  });
+
   it('cancel a running sweep: running children end KILLED, waiting ones never start, the parent run ends KILLED', async () => {
     await Promise.all([startWorkerProcess(env), startWorkerProcess(env)]);
     const experiment = uniqueName('sweep-cancel');
