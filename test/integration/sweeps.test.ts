@@ -247,15 +247,22 @@ describe('sweeps', () => {
     const res = await queue.enqueueSweep({
       template: 'sweepfn',
       experiment,
-      params: { epochs: 20, sleep_ms: 250 },
+      params: { epochs: 40, sleep_ms: 250 },
       list: [{ x: 1 }, { x: 2 }],
       max_concurrency: 1,
     });
     const exp = await getExperimentByName(client, experiment);
     const experimentId = exp!.experiment_id!;
+    let maxRunning = 0;
     const [first] = await waitFor('a child running', async () => {
       const r = await runningChildren(experimentId, res.sweep_id);
       return r.length ? r : undefined;
+    });
+    // Let it get a quarter of the way (a second child would be running by then without the cap).
+    await waitFor('the first child a quarter done', async () => {
+      maxRunning = Math.max(maxRunning, (await runningChildren(experimentId, res.sweep_id)).length);
+      const info = await queue.get(tag(first!, 'runwarden.task_id')!);
+      return (info?.progress?.fraction ?? 0) >= 0.25;
     });
     // The run's owner is `worker:<user>@<host>:<pid>`: kill exactly the worker holding it.
     const pid = Number(tag(first!, 'runwarden.owner')?.split(':').at(-1));
@@ -264,7 +271,6 @@ describe('sweeps', () => {
     holder.child.kill('SIGKILL');
     await holder.exited;
 
-    let maxRunning = 0;
     const end = await waitFor(
       'the sweep to end',
       async () => {
