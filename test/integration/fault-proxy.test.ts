@@ -3,6 +3,7 @@
 // seen by runwarden's own MLflow client (so a guarantee test's fault is the fault it claims).
 
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { MlflowApiError } from '../../src/errors/index.js';
 import { ok } from '../../src/mlflow/client.js';
@@ -79,6 +80,19 @@ describe('fault proxy in front of the real MLflow', () => {
     expect((await version(proxy.url)).status).toBe(200);
     expect(performance.now() - started).toBeGreaterThanOrEqual(390);
     await proxy.setMode('pass');
+  });
+
+  it('fault proxy: refuse with existing drops a connection still open and refuses new ones at once, and pass restores it', async () => {
+    const open = connect(proxy.port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => open.once('connect', resolve).once('error', reject));
+    const closed = new Promise<void>((resolve) => open.once('close', () => resolve()));
+    open.on('error', () => undefined);
+    // Settles although the open connection never ends by itself (the listener does not wait for it).
+    await proxy.setMode('refuse', { existing: true });
+    await closed;
+    await expect(version(proxy.url)).rejects.toThrow(/ECONNREFUSED/);
+    await proxy.setMode('pass');
+    expect((await version(proxy.url)).status).toBe(200);
   });
 
   it('fault proxy: dropMidBody passes the first bytes of the answer, then resets', async () => {

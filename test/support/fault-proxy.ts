@@ -153,7 +153,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         resolve();
       });
     });
-  const stopListening = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  // Stops accepting at once; connections still open (kept alive) do not hold it up.
+  const stopListening = () =>
+    new Promise<void>((resolve) => {
+      server.close();
+      setImmediate(resolve);
+    });
 
   await listen(0);
 
@@ -169,11 +174,12 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       const was = current;
       current = mode;
       opts = o;
-      if (mode === 'refuse' && was !== 'refuse') await stopListening();
-      if (mode !== 'refuse' && was === 'refuse') await listen(port);
+      // Open connections go first: closing the listener waits until they have closed.
       if (o.existing && (mode === 'reset' || mode === 'refuse')) {
         for (const s of sockets) s.resetAndDestroy();
       }
+      if (mode === 'refuse' && was !== 'refuse') await stopListening();
+      if (mode !== 'refuse' && was === 'refuse') await listen(port);
       if (o.existing && mode === 'hang') {
         for (const s of sockets) s.pause();
       }
