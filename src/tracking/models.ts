@@ -16,13 +16,7 @@ import { normalizeArtifactPath } from '../mlflow/paths.js';
 import { sleep, withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
 import { requireArtifact } from './artifact-check.js';
-import {
-  IDEMPOTENCY_TAG,
-  keepLowest,
-  tagOf,
-  versionsOfModel,
-  versionsWithKey,
-} from './model-versions.js';
+import { IDEMPOTENCY_TAG, keepLowest, tagOf, versionsOfModel, versionsWithKey } from './model-versions.js';
 import { RW_TAGS } from './tags.js';
 import { LIMITS, validateName } from './validation.js';
 import { createVersionOnce, type VersionSweepOutcome } from './version-create.js';
