@@ -19,7 +19,9 @@ import { templateDefaultInputs } from '../queue/spec.js';
 import { loadTemplate } from '../queue/templates.js';
 import type { InputPolicy } from '../runners/input-policy.js';
 import { checkInputs } from '../runners/inputs.js';
-import { openParentRun } from './parent-run.js';
+import { truncate } from '../tracking/batching.js';
+import { sweepFinalKey } from './final.js';
+import { closeParentRun, openParentRun } from './parent-run.js';
 import { planSweep, type SweepPlan } from './plan.js';
 
 /** The name of a sweep's parent job on the tasks queue. */
@@ -138,6 +140,40 @@ export async function enqueueSweep(
   try {
     const experimentId = await experimentIdFor(q.client, plan.parent.experiment);
     const parentRunId = await openParentRun(q.client, experimentId, plan);
+    try {
+      return await enqueueFlow(q, plan, experimentId, parentRunId);
+    } catch (err) {
+      // Nothing queued closes the parent run (it holds no lease): close it FAILED now, unless the
+      // flow did reach Redis (only its reply was lost), where the parent job will close it.
+      const queued = await Promise.race([
+        q.queue.getJob(plan.sweepId).then(
+          (j) => Boolean(j),
+          () => false,
+        ),
+        sleep(5_000).then(() => false),
+      ]);
+      if (!queued)
+        await closeParentRun(
+          q.client,
+          parentRunId,
+          'FAILED',
+          `enqueueing the sweep failed: ${truncate((err as Error).message, 500)}; enqueue it again`,
+          'sweep-enqueue',
+        ).catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await q.redis.del(lock).catch(() => undefined);
+  }
+}
+
+async function enqueueFlow(
+  q: SweepQueueParts,
+  plan: SweepPlan,
+  experimentId: string,
+  parentRunId: string,
+): Promise<SweepEnqueueResult> {
+  {
     const children = plan.children.map((c) => ({ ...c, sweep: { ...c.sweep!, parentRunId } }));
     const sweep: SweepJobData = {
       parentRunId,
@@ -149,7 +185,10 @@ export async function enqueueSweep(
     const record: SweepRecord = { ...sweep, maxConcurrency: plan.maxConcurrency, kind: plan.space.kind };
     // Old records and cancel markers of these ids (a cancelled sweep enqueued again) must go.
     const ids = [plan.sweepId, ...children.map((c) => c.taskId)];
-    await q.redis.del(...ids.flatMap((id) => [q.keys.cancel(id), q.keys.task(id)]));
+    await q.redis.del(
+      sweepFinalKey(q.keys.bullPrefix, plan.sweepId),
+      ...ids.flatMap((id) => [q.keys.cancel(id), q.keys.task(id)]),
+    );
     await q.records.saveSpec(plan.parent);
     await q.records.saveSweep(plan.sweepId, record);
     for (const c of children) await q.records.saveSpec(c);
@@ -185,8 +224,6 @@ export async function enqueueSweep(
       })),
     });
     return describe(plan, false, false, parentRunId);
-  } finally {
-    await q.redis.del(lock).catch(() => undefined);
   }
 }
 

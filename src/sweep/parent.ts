@@ -10,6 +10,7 @@
  * a re-delivered parent job finishes the same outcome.
  */
 import { type Job, UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { uploadBytes } from '../mlflow/artifacts.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
@@ -19,6 +20,7 @@ import type { TaskJobData } from '../queue/task-queue.js';
 import type { CompletedTask } from '../queue/worker.js';
 import { truncate } from '../tracking/batching.js';
 import { MLFLOW_TAGS } from '../tracking/tags.js';
+import { decideSweepEnd, sweepFinalKey } from './final.js';
 import { closeParentRun } from './parent-run.js';
 import { better } from './summary.js';
 import { type ChildRow, comparisonCsv, comparisonMarkdown } from './table.js';
@@ -27,6 +29,9 @@ import { SWEEP_TAGS } from './tags.js';
 export interface SweepParentDeps {
   client: MlflowClient;
   records: TaskRecords;
+  /** Where the sweep's end is decided once (src/sweep/final.ts), and its key prefix. */
+  redis: Redis;
+  bullPrefix: string;
   log: Logger;
   completed: (done: CompletedTask) => Promise<void>;
 }
@@ -48,8 +53,14 @@ export async function runSweepParent(
   const sweep = job.data.sweep!;
   const sweepId = job.data.task.taskId;
   const cancel = await records.cancelRequest(sweepId);
-  if (cancel) {
-    const reason = `cancelled: ${cancel.reason}`;
+  // Decided once: a cancel racing this job either won before (we close KILLED) or loses.
+  const end = await decideSweepEnd(
+    deps.redis,
+    sweepFinalKey(deps.bullPrefix, sweepId),
+    cancel ? { kind: 'cancelled', reason: cancel.reason } : { kind: 'end' },
+  );
+  if (end.kind === 'cancelled') {
+    const reason = `cancelled: ${end.reason}`;
     await closeParentRun(client, sweep.parentRunId, 'KILLED', reason, 'sweep-cancel');
     await records.finish(sweepId, 'cancelled', reason);
     throw new UnrecoverableError(reason);
