@@ -19,10 +19,11 @@ import type { MlflowClient } from '../mlflow/client.js';
 import type { NormalizedTask } from '../model/task-spec.js';
 import { startEarlyStop } from '../sweep/early-stop.js';
 import { runSweepParent } from '../sweep/parent.js';
+import { closeParentRun } from '../sweep/parent-run.js';
 import { acquireSlot, type SlotHold, slotKey } from '../sweep/slots.js';
 import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
 import { keys, QUEUE_NAME } from './keys.js';
-import { startLockFence } from './lock-fence.js';
+import { LOCK_LOST_REASON, startLockFence } from './lock-fence.js';
 import { BOOKKEEPING_RETRY_MS, TaskRecords } from './records.js';
 import type { TaskJobData } from './task-queue.js';
 
@@ -101,7 +102,32 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const processor = async (job: Job<TaskJobData>, token: string | undefined, signal?: AbortSignal) => {
     const task = job.data.task;
     // A sweep's parent job: every child has ended; close the sweep (src/sweep/parent.ts).
-    if (job.data.sweep) return runSweepParent(job, { client: opts.client, records, log, completed });
+    if (job.data.sweep) {
+      try {
+        return await runSweepParent(job, {
+          client: opts.client,
+          records,
+          redis: publisher,
+          bullPrefix: k.bullPrefix,
+          log,
+          completed,
+        });
+      } catch (err) {
+        // Its last attempt failed (MLflow or Redis down through the whole retry budget): nothing
+        // else closes the parent run (it holds no lease), so close it FAILED and finish the record.
+        const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        if (last && !(err instanceof UnrecoverableError)) {
+          const why = `the sweep's parent job failed ${job.opts.attempts ?? 1} times: ${(err as Error).message.slice(0, 500)}`;
+          await closeParentRun(opts.client, job.data.sweep.parentRunId, 'FAILED', why, 'sweep').catch(
+            (e: unknown) =>
+              log.error({ task: task.taskId, err: (e as Error).message }, 'closing the sweep failed'),
+          );
+          await records.finish(task.taskId, 'failed', why).catch(() => undefined);
+          throw new UnrecoverableError(why);
+        }
+        throw err;
+      }
+    }
     // Numbers the attempt's run (every start gets its own); retries are counted by attemptsMade,
     // as BullMQ does, so a shutdown requeue does not use up an attempt.
     const attempt = job.attemptsStarted;
@@ -148,7 +174,14 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     signal?.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
     const fence = token ? startLockFence(job, token, lockMs) : undefined;
     fence?.signal.addEventListener('abort', () => abort.abort(fence.signal.reason), { once: true });
+    // The slot is checked like the lock: once another worker took it (this one stalled past its
+    // hold), the attempt stops and goes back to the queue without using an attempt.
+    let slotLost: string | undefined;
     const poll = setInterval(() => {
+      if (slot && !slot.held() && !abort.signal.aborted) {
+        slotLost = `lost its sweep concurrency slot (held past ${lockMs / 1000} s without renewal and taken by another child)`;
+        abort.abort(LOCK_LOST_REASON);
+      }
       cancelOf()
         .then((c) => c && !abort.signal.aborted && abort.abort(c.reason))
         .catch(() => undefined);
@@ -186,7 +219,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
           jobId: job.id!,
           signal: abort.signal,
           confirmLock: fence ? () => fence.confirm() : undefined,
-          lockLostWhy: () => fence?.why,
+          lockLostWhy: () => fence?.why ?? slotLost,
           // The record is bookkeeping: a Redis outage past the retry budget must not fail the task.
           onRunStarted: (experimentId, runId) => {
             earlyStop?.runStarted(experimentId, runId);
