@@ -126,21 +126,29 @@ function readLines(input: Readable, onLine: (line: string) => unknown) {
     return lines;
   };
   input.setEncoding('utf8');
-  // 'end' can come while a chunk's lines still wait (a paused stream still ends once its buffer
-  // is empty): the last lines are fed after those.
+  // Every chunk's lines are fed after the previous chunk's, on one chain: pausing is only
+  // backpressure, not the ordering (a chunk can still arrive while earlier lines wait), and 'end'
+  // (which can come while lines still wait) feeds the last lines after all of them.
   let feeding: Promise<void> = Promise.resolve();
+  const enqueue = (lines: string[]) => {
+    const mine = feeding.then(() => feed(lines));
+    feeding = mine;
+    return mine;
+  };
   input.on('data', (chunk: string) => {
     partial += chunk;
     const lines = split(false);
     input.pause();
-    feeding = feed(lines);
-    void feeding.then(() => input.resume());
+    const mine = enqueue(lines);
+    void mine.then(() => {
+      if (feeding === mine) input.resume();
+    });
   });
   const ended = new Promise<void>((resolve) => {
     input.on('end', () => {
-      void feeding.then(() => feed(split(true))).then(resolve);
+      void enqueue(split(true)).then(resolve);
     });
-    input.on('error', () => resolve());
+    input.on('error', () => void feeding.then(resolve));
   });
   return {
     ended,

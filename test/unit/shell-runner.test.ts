@@ -204,4 +204,23 @@ describe('runCommand', () => {
     expect(atReturn).toEqual(['a', 'b', 'c']);
     expect(readFileSync(join(dir, 'stdout.log'), 'utf8')).toBe('a\nb\nc\n');
   }, 20_000);
+
+  it('runCommand: with many chunks and slow lines, it returns only after every line was handled, in order, with stdout.log complete (20 runs)', async () => {
+    const script = "for (let i = 0; i < 60; i++) process.stdout.write('line ' + i + '\\n')";
+    const expected = Array.from({ length: 60 }, (_, i) => `line ${i}`);
+    for (let trial = 0; trial < 20; trial++) {
+      const handled: string[] = [];
+      const { opts } = options({
+        onStdoutLine: (line) => {
+          handled.push(line);
+          // Every third line is slow to store, as a metric waiting for MLflow is.
+          return handled.length % 3 === 0 ? new Promise((r) => setTimeout(r, 1 + (trial % 5))) : undefined;
+        },
+      });
+      const r = await runCommand([process.execPath, '-e', script], opts);
+      expect(r.exitCode).toBe(0);
+      expect(handled).toEqual(expected);
+      expect(readFileSync(opts.stdoutLog, 'utf8')).toBe(`${expected.join('\n')}\n`);
+    }
+  }, 60_000);
 });
