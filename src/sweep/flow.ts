@@ -111,9 +111,16 @@ export async function enqueueSweep(
   const name = (raw as { template?: unknown })?.template;
   const template = loadTemplate(q.tasksDir, typeof name === 'string' ? name : '');
   const plan = planSweep(raw, template, q.maxChildren);
+  // A sweep that ended cancelled or failed is no answer to enqueueing it again: it is replaced by
+  // a fresh one (below); one waiting, running or completed is returned as it is.
+  const ended = async () => {
+    const rec = await q.records.get(plan.sweepId);
+    return rec?.finalState === 'cancelled' || rec?.finalState === 'failed';
+  };
   const existingSweep = async () => {
     const job = await q.queue.getJob(plan.sweepId);
-    return job?.data.sweep ? describe(plan, false, true, job.data.sweep.parentRunId) : undefined;
+    if (!job?.data.sweep || (await ended())) return undefined;
+    return describe(plan, false, true, job.data.sweep.parentRunId);
   };
   if (opts.dryRun) {
     await checkInputs(q.client, plan.children[0]!.inputs, q.inputs, templateDefaultInputs(template));
@@ -138,6 +145,17 @@ export async function enqueueSweep(
     );
   }
   try {
+    const old = await q.queue.getJob(plan.sweepId);
+    if (old && (await ended())) {
+      try {
+        await old.remove({ removeChildren: true });
+      } catch (err) {
+        throw new RunwardenError(
+          'VALIDATION_ERROR',
+          `sweep ${plan.sweepId} ended cancelled or failed but a child is still stopping (${truncate((err as Error).message, 200)}); enqueue it again in a few seconds, or set force: true`,
+        );
+      }
+    }
     const experimentId = await experimentIdFor(q.client, plan.parent.experiment);
     const parentRunId = await openParentRun(q.client, experimentId, plan);
     try {

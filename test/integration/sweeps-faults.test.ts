@@ -192,4 +192,31 @@ describe('sweeps under faults', () => {
     const end = await waitForTaskState(queue, childId, ['completed', 'failed', 'cancelled'], 180_000);
     expect(end.state).toBe('completed');
   });
+  it('enqueue_sweep: a cancelled sweep enqueued again is a fresh sweep (existing false, a new parent run), not the cancelled one returned', async () => {
+    const queue = new TaskQueue({ redisUrl, prefix, tasksDir: fixtureTasksDir, client });
+    queues.push(queue);
+    const spec = {
+      template: 'sweepfn',
+      experiment: uniqueName('sweepf-again'),
+      params: { epochs: 1 },
+      list: [{ x: 1 }, { x: 2 }],
+    };
+    const first = await queue.enqueueSweep(spec);
+    await queue.cancel(first.sweep_id, 'changed my mind');
+    expect((await queue.get(first.sweep_id))?.state).toBe('cancelled');
+    const again = await queue.enqueueSweep(spec);
+    expect(again).toMatchObject({ sweep_id: first.sweep_id, existing: false });
+    expect(again.parent_run_id).not.toBe(first.parent_run_id);
+    expect((await pyGetRun(mlflowUrl, first.parent_run_id!)).status).toBe('KILLED');
+    expect((await pyGetRun(mlflowUrl, again.parent_run_id!)).status).toBe('RUNNING');
+    const info = await queue.get(again.sweep_id);
+    expect(info?.state).toBe('waiting');
+    expect(info?.cancel_requested).toBeUndefined();
+    // And once more: now it is the waiting sweep, returned as it is.
+    expect(await queue.enqueueSweep(spec)).toMatchObject({
+      existing: true,
+      parent_run_id: again.parent_run_id,
+    });
+    await queue.cancel(again.sweep_id, 'cleanup');
+  });
 });
