@@ -3,7 +3,8 @@
  * parsed (every bad field named with the fix), the search space expanded within the bound, and
  * every child's parameters checked against the template exactly as a single task's are (a child
  * that would be refused refuses the whole sweep, naming the child). The sweep id is the config
- * hash of template, inputs, children and rules (`s-<hash>`; `force` adds a random suffix, as for
+ * hash of template, inputs, children, rules, experiment, max_concurrency, priority, timeout,
+ * attempts and review (`s-<hash>`; `force` adds a random suffix, as for
  * tasks); child task ids are derived from it (`<sweep id>-c<index>`).
  */
 import { randomBytes } from 'node:crypto';
@@ -31,14 +32,38 @@ export interface SweepPlan {
   space: { kind: 'grid' | 'list' | 'random'; space: unknown };
 }
 
+/** Names every object inherits: never a parameter. */
+const PROTOTYPE_KEYS = new Set([
+  '__proto__',
+  'constructor',
+  'prototype',
+  ...Object.getOwnPropertyNames(Object.prototype),
+]);
+
 /** Parse a sweep spec, naming the first bad field and what it expects. */
 export function parseSweepSpec(raw: unknown): ParsedSweepSpec {
-  const r = SweepSpecSchema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
+  // Before parsing: the parsed objects no longer hold a `__proto__` key (it would set the prototype).
+  const obj = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined);
+  const r = obj(raw);
+  const random = obj(r?.random);
+  const named: [string, unknown][] = [
+    ['sweep.grid', r?.grid],
+    ['sweep.random.space', random?.space],
+    ...(Array.isArray(r?.list) ? r.list.map((s, i): [string, unknown] => [`sweep.list.${i}`, s]) : []),
+  ];
+  for (const [where, v] of named)
+    for (const k of Object.keys(obj(v) ?? {}))
+      if (PROTOTYPE_KEYS.has(k))
+        throw new ValidationError(
+          `${where}.${k}`,
+          `'${k}' is not a parameter name (reserved by JavaScript objects); rename it`,
+        );
+  const parsed = SweepSpecSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
     throw new ValidationError(['sweep', ...i.path].join('.'), i.message);
   }
-  return r.data;
+  return parsed.data;
 }
 
 /** A child's refusal, naming the child and its swept values. */
@@ -60,14 +85,25 @@ export function planSweep(raw: unknown, template: Template, maxChildren: number)
       'sweep.template',
       `is '${spec.template}' but the template loaded is '${template.name}'`,
     );
-  const isInt = (k: string) => template.params[k]?.type === 'int';
-  for (const k of Object.keys(spec.grid ?? spec.random?.space ?? {})) {
-    if (!(k in template.params))
-      throw new ValidationError(
-        `sweep.${spec.grid ? 'grid' : 'random.space'}.${k.slice(0, 100)}`,
-        `template '${template.name}' has no parameter '${k.slice(0, 100)}'; it takes: ${Object.keys(template.params).join(', ') || 'none'}`,
-      );
-  }
+  const isInt = (k: string) => Object.hasOwn(template.params, k) && template.params[k]?.type === 'int';
+  // Own parameters only: `constructor`, `__proto__` and the like are refused by name, never
+  // looked up through the prototype chain.
+  const named: [string, string[]][] = spec.list
+    ? spec.list.map((set, i) => [`sweep.list.${i}`, Object.keys(set)])
+    : [[spec.grid ? 'sweep.grid' : 'sweep.random.space', Object.keys(spec.grid ?? spec.random?.space ?? {})]];
+  for (const [where, names] of named)
+    for (const k of names) {
+      if (PROTOTYPE_KEYS.has(k))
+        throw new ValidationError(
+          `${where}.${k}`,
+          `'${k}' is not a parameter name (reserved by JavaScript objects); rename it`,
+        );
+      if (!Object.hasOwn(template.params, k))
+        throw new ValidationError(
+          `${where}.${k.slice(0, 100)}`,
+          `template '${template.name}' has no parameter '${k.slice(0, 100)}'; it takes: ${Object.keys(template.params).join(', ') || 'none'}`,
+        );
+    }
   const primary = template.primary_metric;
   const select =
     spec.select ?? (primary ? { metric: primary.name, direction: primary.direction } : undefined);
@@ -76,8 +112,8 @@ export function planSweep(raw: unknown, template: Template, maxChildren: number)
       'sweep.select',
       `template '${template.name}' declares no primary_metric; give select: {metric, direction}`,
     );
-  const swept = expandSpace(spec, maxChildren, isInt);
-  const children: NormalizedTask[] = swept.map((set, index) => {
+  const sets = expandSpace(spec, maxChildren, isInt);
+  const children: NormalizedTask[] = sets.map((set, index) => {
     try {
       return normalizeSpec(
         {
@@ -113,6 +149,14 @@ export function planSweep(raw: unknown, template: Template, maxChildren: number)
     children: children.map((c) => c.params),
     select,
     earlyStop,
+    // Everything the caller set that changes the sweep: the same grid elsewhere or run otherwise
+    // is another sweep, never the first one returned as existing.
+    experiment: first.experiment,
+    maxConcurrency: spec.max_concurrency,
+    priority: first.priority,
+    timeoutSeconds: first.timeoutSeconds,
+    attempts: first.attempts,
+    review: first.review,
   });
   const sweepId = `s-${hash.slice(0, 16)}${spec.force ? `-${randomBytes(3).toString('hex')}` : ''}`;
   const runName = spec.run_name ?? `${template.name}-sweep-${hash.slice(0, 6)}`;
@@ -149,7 +193,7 @@ export function planSweep(raw: unknown, template: Template, maxChildren: number)
         space: spaceTag,
       },
     })),
-    swept,
+    swept: sets,
     select,
     review,
     maxConcurrency: spec.max_concurrency,

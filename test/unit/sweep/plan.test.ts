@@ -154,3 +154,31 @@ describe('planSweep', () => {
     });
   });
 });
+
+describe('sweep identity and parameter names', () => {
+  const grid = { template: 'sweepfn', grid: { x: [1, 2] } };
+  const id = (extra: Record<string, unknown>) => planSweep({ ...grid, ...extra }, sweepfn, 200).sweepId;
+
+  it.each([
+    [{ experiment: 'b' }],
+    [{ max_concurrency: 1 }],
+    [{ priority: 5 }],
+    [{ timeout_seconds: 60 }],
+    [{ attempts: 2 }],
+  ])('the same grid with %j is another sweep (another id), never the first one returned as existing', (extra) => {
+    expect(id(extra)).not.toBe(id({}));
+  });
+
+  it.each([
+    ['grid', (k: string) => `{"template":"sweepfn","grid":{"${k}":[1]}}`],
+    ['list', (k: string) => `{"template":"sweepfn","list":[{"x":1},{"${k}":1}]}`],
+    ['random.space', (k: string) => `{"template":"sweepfn","random":{"samples":2,"space":{"${k}":[1,2]}}}`],
+  ])('%s: a prototype key (constructor, __proto__, toString) is refused, naming the field', (where, json) => {
+    for (const k of ['constructor', '__proto__', 'toString']) {
+      const raw = JSON.parse(json(k)) as unknown;
+      expect(() => planSweep(raw, sweepfn, 200), `${where}.${k}`).toThrow(
+        new RegExp(`sweep\\.${where.replace('.', '\\.')}(\\.1)?\\.${k}`),
+      );
+    }
+  });
+});
