@@ -2,7 +2,7 @@
 // abort reason's code and the close reason an attempt gets from it, and the stopper
 // (src/sweep/early-stop.ts) over a fake MLflow client: siblings read once, refreshes bounded, a
 // failed read never stops a child.
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
 import type { MlflowClient } from '../../../src/mlflow/client.js';
 import type { SweepChild } from '../../../src/model/sweep-spec.js';
@@ -251,6 +251,14 @@ const good: [number, number][] = [
 ];
 
 describe('startEarlyStop', () => {
+  // Fake timers (and Date): "not called after N ms" advances exactly N ms and runs every timer and
+  // promise due by then, so the check is deterministic instead of a real-time sleep.
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
   it('startEarlyStop: a sweep without early stopping gets no stopper', () => {
     const { client } = fakeClient(() => [], {});
     const { earlyStop: _, ...plain } = sweep;
@@ -267,7 +275,7 @@ describe('startEarlyStop', () => {
     s.observe({ key: 'loss', value: 3, step: 0 });
     s.observe({ key: 'loss', value: 3, step: 1 });
     s.observe({ key: 'other', value: 9, step: 5 });
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(20);
     // Nothing is read before the warm-up ends (step 2), and nothing stops.
     expect(calls.search).toBe(0);
     expect(stop).not.toHaveBeenCalled();
@@ -281,7 +289,7 @@ describe('startEarlyStop', () => {
     );
     expect(s.fired).toBe(reason);
     s.observe({ key: 'loss', value: 2.4, step: 3 });
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(20);
     expect(stop).toHaveBeenCalledTimes(1);
     s.close();
   });
@@ -294,7 +302,7 @@ describe('startEarlyStop', () => {
     for (const [step, value] of good) s.observe({ key: 'loss', value, step });
     await vi.waitFor(() => expect(calls.history).toHaveLength(2));
     s.observe({ key: 'loss', value: 0.5, step: 3 });
-    await new Promise((r) => setTimeout(r, 30));
+    await vi.advanceTimersByTimeAsync(30);
     expect(stop).not.toHaveBeenCalled();
     s.close();
   });
@@ -310,10 +318,10 @@ describe('startEarlyStop', () => {
     for (let i = 0; i < 50; i++) s.observe({ key: 'loss', value: 5, step: i % 4 });
     expect(calls.search).toBe(1);
     // One finished sibling is fewer than the minimum (2): no stop yet.
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(20);
     expect(stop).not.toHaveBeenCalled();
     finished = ['b', 'a'];
-    await new Promise((r) => setTimeout(r, 160));
+    await vi.advanceTimersByTimeAsync(160);
     s.observe({ key: 'loss', value: 5, step: 3 });
     await vi.waitFor(() => expect(stop).toHaveBeenCalledTimes(1));
     expect(calls.search).toBe(2);
@@ -329,10 +337,10 @@ describe('startEarlyStop', () => {
     s.runStarted('1', 'own');
     s.observe({ key: 'loss', value: 5, step: 3 });
     await vi.waitFor(() => expect(calls.history).toContain('b'));
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(20);
     expect(stop).not.toHaveBeenCalled();
     histories.b = good;
-    await new Promise((r) => setTimeout(r, 110));
+    await vi.advanceTimersByTimeAsync(110);
     s.observe({ key: 'loss', value: 5, step: 3 });
     await vi.waitFor(() => expect(stop).toHaveBeenCalledTimes(1));
     s.close();
@@ -346,7 +354,7 @@ describe('startEarlyStop', () => {
     s.observe({ key: 'loss', value: 5, step: 3 });
     s.close();
     await vi.waitFor(() => expect(calls.history).toHaveLength(2));
-    await new Promise((r) => setTimeout(r, 80));
+    await vi.advanceTimersByTimeAsync(80);
     expect(stop).not.toHaveBeenCalled();
   });
 
