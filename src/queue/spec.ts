@@ -5,7 +5,7 @@
  * reference; small tables may be inline in chapkit's `{columns, data}` form), and a task id that
  * is by default the config hash of template + parameters + inputs, so the same spec dedups.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
@@ -85,7 +85,12 @@ export function normalizeSpec(raw: unknown, template: Template): NormalizedTask 
     }
   }
   const hash = configHash({ template: template.name, params, inputs });
-  const taskId = `t-${hash.slice(0, 16)}${spec.force ? `-${randomBytes(3).toString('hex')}` : ''}`;
+  // A rework gets an id derived from the reviewed task and run, so enqueueing it again (a re-run of
+  // the review's apply) finds the same task instead of queueing a second one.
+  const forced = spec.rework
+    ? `-rw${createHash('sha256').update(`${spec.rework.of_task}\n${spec.rework.of_run}`).digest('hex').slice(0, 8)}`
+    : `-${randomBytes(3).toString('hex')}`;
+  const taskId = `t-${hash.slice(0, 16)}${spec.force ? forced : ''}`;
   return {
     taskId,
     configHash: hash,
