@@ -12,7 +12,7 @@
  * cancel marker) retries through a Redis blip for up to `bookkeepingRetryMs` (30 s): only the
  * training's own failure fails a task.
  */
-import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
@@ -20,7 +20,7 @@ import type { NormalizedTask } from '../model/task-spec.js';
 import { startEarlyStop } from '../sweep/early-stop.js';
 import { runSweepParent } from '../sweep/parent.js';
 import { closeParentRun } from '../sweep/parent-run.js';
-import { acquireSlot, type SlotHold, slotKey } from '../sweep/slots.js';
+import { acquireSlot, type SlotHold, slotKey, slotWaitMs, slotWaitsKey } from '../sweep/slots.js';
 import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
 import { keys, QUEUE_NAME } from './keys.js';
 import { LOCK_LOST_REASON, startLockFence } from './lock-fence.js';
@@ -163,12 +163,18 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         task.sweep.maxConcurrency,
         lockMs,
       );
+      const waits = slotWaitsKey(k.bullPrefix, task.sweep.id);
       if (!slot) {
-        await job.moveToDelayed(Date.now() + 500 + Math.floor(Math.random() * 1_000), token);
+        // Back off per bounce (0.5 s doubling, at most 30 s): 198 waiting children of a cap of 2
+        // must not churn through the workers; a freed slot promotes one waiter (below).
+        const n = await publisher.hincrby(waits, task.taskId, 1).catch(() => 1);
+        await publisher.pexpire(waits, 86_400_000).catch(() => undefined);
+        await job.moveToDelayed(Date.now() + slotWaitMs(n), token);
         // BullMQ counted this start; it was not an attempt (the run number and the start limit).
         await publisher.hincrby(`${k.bullPrefix}:${QUEUE_NAME}:${job.id}`, 'ats', -1).catch(() => undefined);
         throw new DelayedError();
       }
+      await publisher.hdel(waits, task.taskId).catch(() => undefined);
     }
     const abort = new AbortController();
     signal?.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
@@ -291,7 +297,26 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       clearInterval(poll);
       fence?.stop();
       earlyStop?.close();
-      await slot?.release();
+      if (slot && task.sweep) {
+        await slot.release();
+        await promoteWaiter(task.sweep.id);
+      }
+    }
+  };
+
+  /** A slot was freed: wake one child waiting (delayed) for one, instead of waiting out its backoff. */
+  const promoteWaiter = async (sweepId: string) => {
+    try {
+      const ids = (await publisher.hkeys(slotWaitsKey(k.bullPrefix, sweepId))).sort().slice(0, 5);
+      for (const id of ids) {
+        const waiter = await Job.fromId<TaskJobData>(worker, id);
+        if (waiter && (await waiter.isDelayed())) {
+          await waiter.promote();
+          return;
+        }
+      }
+    } catch (err) {
+      log.debug({ sweep: sweepId, err: (err as Error).message }, 'promoting a waiting sweep child failed');
     }
   };
 

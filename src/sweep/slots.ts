@@ -67,3 +67,19 @@ export async function slotHolders(redis: Redis, key: string): Promise<string[]> 
   const now = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000);
   return redis.zrangebyscore(key, now, '+inf');
 }
+
+/** Children of a sweep waiting for a slot, each with how many times it has found none free. */
+export const slotWaitsKey = (prefix: string, sweepId: string) => `${prefix}:sweep-slot-waits:${sweepId}`;
+
+/** Longest a waiting child stays away before it asks for a slot again. */
+export const SLOT_WAIT_MAX_MS = 30_000;
+
+/**
+ * How long a child that found no free slot for the `n`th time (1, 2, ...) waits before asking
+ * again: 0.5 s doubling, at most `SLOT_WAIT_MAX_MS`, ±25 % jitter. A slot freed meanwhile does not
+ * wait for it: the releasing worker promotes one waiting child (`promoteWaiter`).
+ */
+export function slotWaitMs(n: number, random = Math.random): number {
+  const base = Math.min(SLOT_WAIT_MAX_MS, 500 * 2 ** Math.min(Math.max(n, 1) - 1, 10));
+  return Math.round(base * (0.75 + random() * 0.5));
+}

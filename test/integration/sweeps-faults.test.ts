@@ -1,13 +1,16 @@
 // Sweeps under faults, against real MLflow and Redis: an enqueue whose Redis goes away after the
 // parent run was opened closes that run FAILED (it holds no lease, nothing else would); a cancel
 // racing the sweep's end follows the end decided first (run status and record agree); a child
-// whose concurrency slot was taken by another child stops and goes back to the queue.
+// whose concurrency slot was taken by another child stops and goes back to the queue; children
+// waiting for a slot back off; a cancelled sweep enqueued again is a fresh one.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { getExperimentByName, type Run, searchRuns } from '../../src/index.js';
+import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { TaskQueue } from '../../src/queue/task-queue.js';
 import { slotKey } from '../../src/sweep/slots.js';
 import { testClient, uniqueName } from '../support/clients.js';
@@ -218,5 +221,44 @@ describe('sweeps under faults', () => {
       parent_run_id: again.parent_run_id,
     });
     await queue.cancel(again.sweep_id, 'cleanup');
+  });
+  it('children waiting for a slot back off (0.5 s doubling, at most 30 s) instead of bouncing every second', async () => {
+    const queue = new TaskQueue({ redisUrl, prefix, tasksDir: fixtureTasksDir, client });
+    queues.push(queue);
+    const events = new QueueEvents(QUEUE_NAME, { connection: { url: redisUrl }, prefix });
+    await events.waitUntilReady();
+    const delayed = new Map<string, number>();
+    events.on('delayed', ({ jobId }) => delayed.set(jobId, (delayed.get(jobId) ?? 0) + 1));
+    try {
+      await startWorkerProcess({
+        mlflowUrl,
+        redisUrl,
+        prefix,
+        workDir,
+        env: { RUNWARDEN_WORKER_CONCURRENCY: '4' },
+      });
+      const experiment = uniqueName('sweepf-wait');
+      const res = await queue.enqueueSweep({
+        template: 'sweepfn',
+        experiment,
+        params: { epochs: 1 },
+        list: [{ x: 1, epochs: 60, sleep_ms: 200 }, { x: 2 }, { x: 3 }],
+        max_concurrency: 1,
+      });
+      const started = Date.now();
+      const end = await waitForTaskState(queue, res.sweep_id, ['completed', 'failed', 'cancelled'], 180_000);
+      const seconds = (Date.now() - started) / 1000;
+      expect(end.state).toBe('completed');
+      const bounces = [...delayed.entries()].filter(([id]) => id.startsWith(res.sweep_id));
+      const most = Math.max(...bounces.map(([, n]) => n));
+      console.info(
+        `3 children, cap 1, ${seconds.toFixed(1)} s: slot waits per child ${JSON.stringify(bounces)}`,
+      );
+      // Whichever child ran first (~12 s), a waiter bounced at most ~6 times with the backoff
+      // (0.5+1+2+4+8 s); every 0.5–1.5 s it would be ~12 or more.
+      expect(most).toBeLessThanOrEqual(7);
+    } finally {
+      await events.close();
+    }
   });
 });
