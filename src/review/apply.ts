@@ -5,17 +5,19 @@
  *  - rework: enqueue the task again (`force`, with `rework: {of_task, of_run, notes}`, so the new
  *    run is tagged with the reviewed one and its command gets RUNWARDEN_REVIEW_NOTES), then tag the
  *    reviewed run with the new task id.
- * Each step is idempotent; the new task id is kept in the item's plan as soon as it exists, and a
- * re-run that lacks it first looks for a rework task of this run among the newest tasks, so a crash
- * between enqueue and plan does not enqueue twice.
+ * Each step is idempotent. The rework task's id is derived from the reviewed task and run
+ * (src/queue/spec.ts), so a re-run enqueues the same task again and finds it (`existing`), never a
+ * second one; the rework task is reviewed in the item's mode (a sweep's best child is stored with
+ * review 'none'). The item's lease is checked before each write.
  */
 import { RunwardenError } from '../errors/index.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import type { TaskSpec } from '../model/task-spec.js';
 import type { TaskQueue } from '../queue/task-queue.js';
+import type { Lease } from './apply-lock.js';
 import { readRun } from './mlflow-reads.js';
 import { withComposite } from './policy.js';
-import { type ApplyPlan, promote } from './promotion.js';
+import { type ApplyPlan, type PromoteContext, promote } from './promotion.js';
 import { REVIEW_TAGS } from './review-tags.js';
 import { noteReviewOnRun } from './run-notes.js';
 import { templateReview } from './template-review.js';
@@ -28,10 +30,10 @@ export interface ApplyContext {
   tasks?: TaskQueue;
   plan: ApplyPlan;
   savePlan: (p: ApplyPlan) => Promise<void>;
+  lease: Lease;
+  modelLock: PromoteContext['modelLock'];
+  warn?: PromoteContext['warn'];
 }
-
-/** How many of the newest tasks a re-run searches for a rework task it may have enqueued already. */
-export const REWORK_SEARCH_MAX = 500;
 
 export async function applyDecision(
   ctx: ApplyContext,
@@ -42,17 +44,22 @@ export async function applyDecision(
   if (d.verdict === 'approve') {
     const review = templateReview(ctx.tasksDir, item.template);
     const { metrics } = await readRun(client, item.runId);
-    const outcome = await promote(client, item, d, review, withComposite(metrics), ctx.plan, ctx.savePlan);
+    const outcome = await promote(ctx, item, d, review, withComposite(metrics));
+    await ctx.lease.check();
     await noteReviewOnRun(client, item, d, {
-      extra: `Registered as **${outcome.modelName}** version ${outcome.version}, alias \`${outcome.alias}\`${outcome.previousVersion ? ` (previous holder: version ${outcome.previousVersion})` : ''}.`,
+      extra: outcome.notPromoted
+        ? `Registered as **${outcome.modelName}** version ${outcome.version}, NOT promoted: ${outcome.notPromoted}`
+        : `Registered as **${outcome.modelName}** version ${outcome.version}, alias \`${outcome.alias}\`${outcome.previousVersion ? ` (previous holder: version ${outcome.previousVersion})` : ''}.`,
     });
     return outcome;
   }
   if (d.verdict === 'reject') {
+    await ctx.lease.check();
     await noteReviewOnRun(client, item, d);
     return {};
   }
   const reworkTaskId = ctx.plan.reworkTaskId ?? (await enqueueRework(ctx, item, d));
+  await ctx.lease.check();
   await noteReviewOnRun(client, item, d, {
     extraTags: { [REVIEW_TAGS.reworkTaskId]: reworkTaskId },
     extra: `Sent back for rework as task \`${reworkTaskId}\`.`,
@@ -77,7 +84,8 @@ export async function reworkSpec(tasks: TaskQueue, item: ReviewItem, notes: stri
     priority: spec.priority,
     timeout_seconds: spec.timeoutSeconds,
     attempts: spec.attempts,
-    review: spec.review,
+    // The item's mode: a sweep's best child is stored with review 'none', its rework must be reviewed.
+    review: item.mode,
     force: true,
     rework: { of_task: item.taskId, of_run: item.runId, notes },
   };
@@ -90,19 +98,7 @@ async function enqueueRework(ctx: ApplyContext, item: ReviewItem, d: ReviewDecis
       'CONFIG_ERROR',
       'a rework verdict needs the task queue (REDIS_URL) to enqueue the task again',
     );
-  const ids = await tasks.redis.zrevrange(tasks.keys.index, 0, REWORK_SEARCH_MAX - 1);
-  const pipe = tasks.redis.pipeline();
-  for (const id of ids) pipe.hget(tasks.keys.task(id), 'spec');
-  const specs = (await pipe.exec()) ?? [];
-  for (const [i, id] of ids.entries()) {
-    const raw = specs[i]?.[1];
-    const spec = typeof raw === 'string' ? (JSON.parse(raw) as { rework?: { ofRun?: string } }) : undefined;
-    if (spec?.rework?.ofRun === item.runId) {
-      ctx.plan.reworkTaskId = id;
-      await ctx.savePlan(ctx.plan);
-      return id;
-    }
-  }
+  await ctx.lease.check();
   const { task } = await tasks.enqueue(await reworkSpec(tasks, item, d.notes ?? ''));
   ctx.plan.reworkTaskId = task.taskId;
   await ctx.savePlan(ctx.plan);

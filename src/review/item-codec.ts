@@ -38,5 +38,6 @@ export function parseItem(h: Record<string, string> | undefined): ReviewItem | u
     state: (h.state as ReviewState) ?? 'pending',
     ...(h.decision ? { decision: JSON.parse(h.decision) as ReviewDecision } : {}),
     ...(h.outcome ? { outcome: JSON.parse(h.outcome) } : {}),
+    ...(h.failure ? { failure: h.failure } : {}),
   };
 }

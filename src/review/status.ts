@@ -8,14 +8,17 @@ import type { ReviewItem } from './types.js';
 export interface ReviewSummary {
   counts: { pending: number; approve: number; reject: number; rework: number };
   oldestPending: ReviewItem[];
+  /** Decided items whose apply failed for good (state `failed`), oldest first. */
+  failed: ReviewItem[];
 }
 
 export async function reviewSummary(store: ReviewStore, oldest = 5): Promise<ReviewSummary> {
-  const [counts, oldestPending] = await Promise.all([
+  const [counts, oldestPending, failed] = await Promise.all([
     store.counts(),
     store.list({ states: ['pending'], limit: oldest }),
+    store.list({ states: ['failed'], limit: oldest }),
   ]);
-  return { counts, oldestPending };
+  return { counts, oldestPending, failed };
 }
 
 export function formatReviewSummary(s: ReviewSummary, now = Date.now()): string {
@@ -29,5 +32,7 @@ export function formatReviewSummary(s: ReviewSummary, now = Date.now()): string 
       `  ${i.id}  ${i.mode.padEnd(6)} ${i.template.padEnd(20)} waiting ${age.padStart(7)}  run ${i.runId}`,
     );
   }
+  for (const i of s.failed ?? [])
+    lines.push(`  ${i.id}  FAILED to apply ${i.decision?.verdict ?? ''}: ${(i.failure ?? '').slice(0, 200)}`);
   return `${lines.join('\n')}\n`;
 }

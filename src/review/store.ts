@@ -4,20 +4,30 @@
  * the `reviews` queue (job id = item id) for the policy judge. `decide` validates, claims the
  * decision atomically (a Lua script: the first claim wins; a different second one is refused with
  * REVIEW_ALREADY_DECIDED naming who decided and when), then applies it under a per-item lock
- * (apply.ts) and marks the item `applied` only once every step landed. A decided item that is not
+ * (apply.ts) and marks the item `applied` only once every step landed; the item's state is re-read
+ * under the lock (a process that takes it just after another applied does nothing). A promotion
+ * also takes the registered model's promotion lock (promotion.ts). A decided item that is not
  * applied (a crash, an MLflow outage) is finished by submitting the same verdict as the same judge
- * again, or by the judge's reconcile loop (`finish`).
+ * again, or by the judge's reconcile loop (`finish`); one whose apply fails for a reason retrying
+ * cannot fix (a validation or configuration error, MLflow refusing the request as invalid) goes
+ * to state `failed` with the reason, visible in get_review, list and status.
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { hasCode, ReviewAlreadyDecidedError, RunwardenError, ValidationError } from '../errors/index.js';
+import {
+  hasCode,
+  isMlflowError,
+  ReviewAlreadyDecidedError,
+  RunwardenError,
+  ValidationError,
+} from '../errors/index.js';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { retryRedis } from '../queue/records.js';
 import { waitForRedis } from '../queue/redis-reach.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import { applyDecision, reworkSpec } from './apply.js';
-import { withApplyLock } from './apply-lock.js';
+import { withApplyLock, withWaitedLock } from './apply-lock.js';
 import { gatherEvidence, MODEL_EXISTS_TAG } from './evidence.js';
 import { checkDecision, parseItem, same } from './item-codec.js';
 import { reviewKeys } from './keys.js';
@@ -65,6 +75,16 @@ export interface DecideResult {
   applied: boolean;
   /** Why applying stopped, when it did (the decision stands; the judge's reconcile loop retries). */
   applyError?: string;
+}
+
+/** An apply error retrying cannot fix: bad input or configuration, MLflow refusing the request. */
+function permanent(err: unknown): boolean {
+  return (
+    hasCode(err, 'VALIDATION_ERROR') ||
+    hasCode(err, 'CONFIG_ERROR') ||
+    isMlflowError(err, 'INVALID_PARAMETER_VALUE') ||
+    isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')
+  );
 }
 
 export class ReviewStore {
@@ -115,8 +135,7 @@ export class ReviewStore {
     const { state: _s, ...stored } = item;
     const made = await this.call(() =>
       this.scripts.create(
-        this.k.item(id),
-        this.k.byState('pending'),
+        [this.k.item(id), this.k.byState('pending'), this.k.pendingByMode(item.mode)],
         JSON.stringify(stored),
         item.createdAt,
         id,
@@ -168,9 +187,11 @@ export class ReviewStore {
     const limit = Math.min(Math.max(opts.limit ?? 50, 1), 1_000);
     const ids: { id: string; at: number }[] = [];
     for (const s of states) {
-      // With a mode filter, read further than the limit (the filter drops some).
-      const n = opts.mode ? limit * 4 : limit;
-      const flat = await this.call(() => this.redis.zrange(this.k.byState(s), 0, n - 1, 'WITHSCORES'));
+      // Pending items have an index per mode; other states are read further than the limit with a
+      // mode filter (the filter drops some).
+      const key = s === 'pending' && opts.mode ? this.k.pendingByMode(opts.mode) : this.k.byState(s);
+      const n = opts.mode && s !== 'pending' ? limit * 4 : limit;
+      const flat = await this.call(() => this.redis.zrange(key, 0, n - 1, 'WITHSCORES'));
       for (let i = 0; i < flat.length; i += 2) ids.push({ id: flat[i]!, at: Number(flat[i + 1]) });
     }
     ids.sort((a, b) => a.at - b.at);
@@ -223,7 +244,13 @@ export class ReviewStore {
     };
     const [r, cur] = await this.call(() =>
       this.scripts.claim(
-        [this.k.item(id), this.k.byState('pending'), this.k.byState('decided'), this.k.counts],
+        [
+          this.k.item(id),
+          this.k.byState('pending'),
+          this.k.byState('decided'),
+          this.k.counts,
+          this.k.pendingByMode(item.mode),
+        ],
         JSON.stringify(decision),
         id,
         decision.verdict,
@@ -264,15 +291,18 @@ export class ReviewStore {
    * Another process applying it holds the lock: this call then returns `applied: false`.
    */
   async finish(id: string): Promise<DecideResult> {
-    const item = await this.mustGet(id);
-    const decision = item.decision;
-    if (item.state !== 'decided' || !decision) return { item, applied: item.state === 'applied' };
-    const lock = this.k.applyLock(id);
-    const r = await withApplyLock(this.scripts, lock, this.lockMs, async () => {
+    const seen = await this.mustGet(id);
+    if (seen.state !== 'decided' || !seen.decision) return { item: seen, applied: seen.state === 'applied' };
+    const r = await withApplyLock(this.scripts, this.k.applyLock(id), this.lockMs, async (lease) => {
+      // Re-read under the lock: another process may have applied it between the read above and now.
+      const item = await this.mustGet(id);
+      const decision = item.decision;
+      if (item.state !== 'decided' || !decision) return { item, applied: item.state === 'applied' };
       try {
         const raw = await this.call(() => this.redis.hget(this.k.item(id), 'plan'));
         const plan: ApplyPlan = raw ? (JSON.parse(raw) as ApplyPlan) : {};
         const savePlan = async (p: ApplyPlan) => {
+          await lease.check();
           await this.call(() => this.redis.hset(this.k.item(id), 'plan', JSON.stringify(p)));
         };
         const ctx = {
@@ -281,8 +311,13 @@ export class ReviewStore {
           tasks: this.opts.tasks,
           plan,
           savePlan,
+          lease,
+          modelLock: <T>(name: string, fn: (l: typeof lease) => Promise<T>) =>
+            withWaitedLock(this.scripts, this.k.modelLock(name), this.lockMs, this.lockMs * 2, fn),
+          warn: (msg: string, extra: Record<string, unknown>) => this.opts.logger?.warn(extra, msg),
         };
         const outcome = await applyDecision(ctx, item, decision);
+        await lease.check();
         const keys: [string, string, string] = [
           this.k.item(id),
           this.k.byState('decided'),
@@ -292,14 +327,27 @@ export class ReviewStore {
         this.opts.logger?.info({ review: id, verdict: decision.verdict, ...outcome }, 'review applied');
         return { item: { ...item, state: 'applied' as const, outcome }, applied: true };
       } catch (err) {
-        if (hasCode(err, 'VALIDATION_ERROR') || hasCode(err, 'CONFIG_ERROR')) throw err;
         const why = (err as Error).message;
+        if (permanent(err)) {
+          const keys: [string, string, string] = [
+            this.k.item(id),
+            this.k.byState('decided'),
+            this.k.byState('failed'),
+          ];
+          await this.call(() => this.scripts.failed(keys, why.slice(0, 2_000), id));
+          this.opts.logger?.error({ review: id, err: why }, 'applying the decision failed for good');
+          return {
+            item: { ...item, state: 'failed' as const, failure: why },
+            applied: false,
+            applyError: why,
+          };
+        }
         this.opts.logger?.warn({ review: id, err: why }, 'applying the decision failed; it will be retried');
         return { item, applied: false, applyError: why };
       }
     });
     // Another process holds the lock: it is applying this decision now.
-    return r ?? { item, applied: false };
+    return r ?? { item: seen, applied: false };
   }
 
   /** Ids of decided items that are not applied yet, oldest first. */

@@ -11,10 +11,11 @@ export const REVIEW_QUEUE = 'reviews';
 export type ReviewMode = 'policy' | 'agent';
 export type Verdict = 'approve' | 'reject' | 'rework';
 /** pending → decided (the claim) → applied (every MLflow step landed). */
-export type ReviewState = 'pending' | 'decided' | 'applied';
+/** `failed`: decided, but applying it failed for a reason retrying cannot fix (`failure` says why). */
+export type ReviewState = 'pending' | 'decided' | 'applied' | 'failed';
 
 export const VERDICTS: readonly Verdict[] = ['approve', 'reject', 'rework'];
-export const REVIEW_STATES: readonly ReviewState[] = ['pending', 'decided', 'applied'];
+export const REVIEW_STATES: readonly ReviewState[] = ['pending', 'decided', 'applied', 'failed'];
 
 export interface ReviewDecision {
   verdict: Verdict;
@@ -30,6 +31,9 @@ export interface ReviewOutcome {
   alias?: string;
   previousVersion?: string;
   reworkTaskId?: string;
+  /** Set when an approval was applied without moving the alias (superseded, or its gates no
+   *  longer pass against the current holder): why. The version exists without the alias. */
+  notPromoted?: string;
 }
 
 export interface ReviewItem {
@@ -45,6 +49,8 @@ export interface ReviewItem {
   createdAt: number;
   decision?: ReviewDecision;
   outcome?: ReviewOutcome;
+  /** Why applying the decision failed for good (state `failed`). */
+  failure?: string;
 }
 
 /** One policy gate's result. */

@@ -53,6 +53,7 @@ export const outcomeShape = z.object({
   alias: z.string().optional(),
   previous_version: z.string().optional(),
   rework_task_id: z.string().optional(),
+  not_promoted: z.string().optional(),
 });
 
 export function toOutcome(o: ReviewItem['outcome']): z.infer<typeof outcomeShape> | undefined {
@@ -63,6 +64,7 @@ export function toOutcome(o: ReviewItem['outcome']): z.infer<typeof outcomeShape
     alias: o.alias,
     previous_version: o.previousVersion,
     rework_task_id: o.reworkTaskId,
+    not_promoted: o.notPromoted === undefined ? undefined : capForEcho(o.notPromoted, 1_000),
   };
 }
 
@@ -131,6 +133,8 @@ const reviewOutput = {
     .optional(),
   decision: decisionShape.optional(),
   outcome: outcomeShape.optional(),
+  /** Why applying the decision failed for good (state `failed`). */
+  failure: z.string().optional(),
 };
 export type ReviewOutput = z.infer<z.ZodObject<typeof reviewOutput>>;
 
@@ -188,6 +192,7 @@ export function toReviewOutput(e: Evidence): ReviewOutput {
     },
     decision: item.decision && toDecision(item.decision),
     outcome: toOutcome(item.outcome),
+    failure: item.failure === undefined ? undefined : capForEcho(item.failure, 1_000),
   };
 }
 
@@ -228,6 +233,8 @@ export function describeReview(o: ReviewOutput): string {
       `Decided ${o.decision.verdict} by ${o.decision.judge} at ${o.decision.decided_at}` +
         `${o.decision.notes ? `: ${capForEcho(o.decision.notes, 300)}` : ''}.`,
     );
+  if (o.outcome?.not_promoted) lines.push(`Applied without moving the alias: ${o.outcome.not_promoted}`);
+  if (o.failure) lines.push(`Applying it failed for good: ${o.failure}`);
   return lines.join('\n');
 }
 
