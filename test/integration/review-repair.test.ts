@@ -13,8 +13,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { loadConfig } from '../../src/config.js';
 import { ok } from '../../src/mlflow/client.js';
 import { taskQueueFromConfig } from '../../src/queue/from-config.js';
+import { withApplyLock } from '../../src/review/apply-lock.js';
 import { reconcileReviews, reviewStoreFromConfig } from '../../src/review/index.js';
 import { reviewKeys } from '../../src/review/keys.js';
+import { reviewScripts } from '../../src/review/scripts.js';
 import { getOrCreateExperiment } from '../../src/tracking/experiments.js';
 import { testClient, uniqueName } from '../support/clients.js';
 import { judgedTasksDir, reviewEnv } from '../support/review.js';
@@ -205,4 +207,23 @@ describe('review repair', () => {
     expect(listed.map((i) => i.id)).toEqual([item.id]);
     expect((await s.store.list({ states: ['pending'], mode: 'policy', limit: 10 })).length).toBe(6);
   }, 120_000);
+
+  it('apply lock fencing: a holder whose lease was taken over by another stops at its next check instead of writing on', async () => {
+    const s = await stack();
+    const key = s.k.applyLock(uniqueName('fence'));
+    await s.store.exists('connect'); // waits for the store's Redis connection
+    const steps: string[] = [];
+    const run = withApplyLock(reviewScripts(s.store.redis), key, 10_000, async (lease) => {
+      await lease.check();
+      steps.push('first write');
+      // The lease ran out during a stall and another applier took the lock.
+      await s.store.redis.set(key, 'another-owner', 'PX', 10_000);
+      await lease.check();
+      steps.push('second write');
+    });
+    await expect(run).rejects.toThrow(/lost the lock/);
+    expect(steps).toEqual(['first write']);
+    // Its release did not free the other owner's lock.
+    expect(await s.store.redis.get(key)).toBe('another-owner');
+  }, 60_000);
 });
