@@ -7,8 +7,8 @@
  * (apply.ts) and marks the item `applied` only once every step landed; the item's state is re-read
  * under the lock (a process that takes it just after another applied does nothing). A promotion
  * also takes the registered model's promotion lock (promotion.ts). A decided item that is not
- * applied (a crash, an MLflow outage) is finished by submitting the same verdict as the same judge
- * again, or by the judge's reconcile loop (`finish`); one whose apply fails for a reason retrying
+ * applied (a crash, an MLflow outage) is finished by submitting the same verdict again, by any
+ * judge (the first decision's notes stand), or by the judge's reconcile loop (`finish`); one whose apply fails for a reason retrying
  * cannot fix (a validation or configuration error, MLflow refusing the request as invalid) goes
  * to state `failed` with the reason, visible in get_review, list and status.
  */
@@ -75,6 +75,8 @@ export interface DecideResult {
   applied: boolean;
   /** Why applying stopped, when it did (the decision stands; the judge's reconcile loop retries). */
   applyError?: string;
+  /** Set when a repeat of the verdict differed from the first decision (judge, score or notes). */
+  firstStands?: string;
 }
 
 /** An apply error retrying cannot fix: bad input or configuration, MLflow refusing the request. */
@@ -224,16 +226,13 @@ export class ReviewStore {
   }
 
   /**
-   * Decide exactly once, then apply. A different decision after the first is refused
-   * (REVIEW_ALREADY_DECIDED); the same verdict by the same judge again finishes applying it.
+   * Decide exactly once, then apply. A different verdict after the first is refused
+   * (REVIEW_ALREADY_DECIDED); the same verdict again finishes applying it (`repeat`).
    */
   async decide(id: string, input: DecisionInput): Promise<DecideResult> {
     checkDecision(input);
     const item = await this.mustGet(id);
-    if (item.decision) {
-      if (!same(item.decision, input)) throw new ReviewAlreadyDecidedError(id, item.decision);
-      return item.state === 'applied' ? { item, applied: true } : this.finish(id);
-    }
+    if (item.decision) return this.repeat(item, input);
     await this.precheck(item, input);
     const decision: ReviewDecision = {
       verdict: input.verdict,
@@ -259,7 +258,8 @@ export class ReviewStore {
     if (r === 'missing') return this.mustGet(id).then(() => ({ item, applied: false }));
     if (r === 'taken') {
       const first = JSON.parse(cur!) as ReviewDecision;
-      if (!same(first, input)) throw new ReviewAlreadyDecidedError(id, first);
+      if (first.verdict !== input.verdict) throw new ReviewAlreadyDecidedError(id, first);
+      return this.repeat(await this.mustGet(id), input);
     } else {
       this.opts.logger?.info(
         { review: id, verdict: decision.verdict, judge: decision.judge },
@@ -267,6 +267,30 @@ export class ReviewStore {
       );
     }
     return this.finish(id);
+  }
+
+  /**
+   * The verdict of a decided item sent again. The same verdict finishes applying a decided item
+   * whoever sends it (the decision is recorded; applying is idempotent): a judge whose identity
+   * changed (an MCP server restarted) or another agent behind the same server can finish it. The
+   * first decision's judge, score and notes stand; `firstStands` says so when the repeat differs.
+   * Another verdict, or another judge's repeat of an applied item, is refused.
+   */
+  private async repeat(item: ReviewItem, input: DecisionInput): Promise<DecideResult> {
+    const first = item.decision!;
+    if (!same(first, input) && !(first.verdict === input.verdict && item.state === 'decided'))
+      throw new ReviewAlreadyDecidedError(item.id, first);
+    const r = item.state === 'applied' ? { item, applied: true } : await this.finish(item.id);
+    const differs =
+      first.judge !== input.judge ||
+      (input.notes !== undefined && input.notes !== (first.notes ?? '')) ||
+      (input.score !== undefined && input.score !== first.score);
+    return differs
+      ? {
+          ...r,
+          firstStands: `the first decision (${first.verdict} by ${first.judge.slice(0, 200)} at ${new Date(first.at).toISOString()}) stands with its own score and notes; yours finished applying it and were not recorded`,
+        }
+      : r;
   }
 
   /** Refuse a decision that could not be applied, before it is claimed. */

@@ -77,7 +77,7 @@ async function completedItem(
 }
 
 describe('review decisions', () => {
-  it('two judges deciding the same items at once: one decision each, the other refused naming who decided', async () => {
+  it('two judges deciding the same items at once: one decision each; the other is refused naming who decided, or (same verdict) finishes it and is told the first decision stands', async () => {
     const modelName = uniqueName('judged-race');
     const s = await stack(modelName);
     const other = reviewStoreFromConfig(s.cfg, client, s.queue);
@@ -100,15 +100,20 @@ describe('review decisions', () => {
       }),
     );
     for (const { id, a, b } of outcomes) {
-      const won = [a, b].filter((r) => r.status === 'fulfilled');
-      const lost = [a, b].filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
-      expect(won, id).toHaveLength(1);
-      expect(lost, id).toHaveLength(1);
-      const winner = a.status === 'fulfilled' ? 'judge-a' : 'judge-b';
-      expect(hasCode(lost[0]!.reason, 'REVIEW_ALREADY_DECIDED')).toBe(true);
-      expect(String((lost[0]!.reason as Error).message)).toContain(`by ${winner} at 20`);
       const stored = await s.store.get(id);
-      expect(stored?.decision?.judge).toBe(winner);
+      const winner = stored!.decision!.judge;
+      const [w, l] = winner === 'judge-a' ? [a, b] : [b, a];
+      expect(w.status, id).toBe('fulfilled');
+      expect(w.status === 'fulfilled' && w.value.firstStands, id).toBeFalsy();
+      if (l.status === 'rejected') {
+        expect(hasCode(l.reason, 'REVIEW_ALREADY_DECIDED')).toBe(true);
+        expect(String((l.reason as Error).message)).toContain(`by ${winner} at 20`);
+      } else {
+        // The same verdict sent while the first was being applied finishes it; the first one stands.
+        expect(id, 'approve against reject must be refused').not.toBe(ids[0]);
+        expect(l.value.firstStands).toContain(`by ${winner} at 20`);
+        expect(stored?.decision?.notes).toBe(winner === 'judge-a' ? 'a says' : 'b says');
+      }
       expect(stored?.state).toBe('applied');
     }
     const counts = await s.store.counts();

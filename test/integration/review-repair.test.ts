@@ -226,4 +226,38 @@ describe('review repair', () => {
     // Its release did not free the other owner's lock.
     expect(await s.store.redis.get(key)).toBe('another-owner');
   }, 60_000);
+
+  it('the same verdict from another judge (an MCP server restarted with a new owner id) finishes a decided item; the first decision’s notes stand, and once applied another judge is refused', async () => {
+    const s = await stack();
+    const { item } = await s.store.create({
+      taskId: uniqueName('t-restart'),
+      runId: await newRun(),
+      experimentId,
+      template: 'judged',
+      mode: 'agent',
+    });
+    const first = { verdict: 'reject', judge: 'mcp:host:1234abcd', notes: 'first notes', at: Date.now() };
+    await s.store.redis
+      .multi()
+      .hset(s.k.item(item.id), 'state', 'decided', 'decision', JSON.stringify(first))
+      .zrem(s.k.byState('pending'), item.id)
+      .zadd(s.k.byState('decided'), item.createdAt, item.id)
+      .exec();
+    const r = await s.store.decide(item.id, {
+      verdict: 'reject',
+      judge: 'mcp:host:9999ffff',
+      notes: 'other notes',
+    });
+    expect(r.applied).toBe(true);
+    expect(r.firstStands).toContain('by mcp:host:1234abcd');
+    expect((await s.store.get(item.id))?.decision).toMatchObject({
+      judge: first.judge,
+      notes: 'first notes',
+    });
+    await expect(
+      s.store.decide(item.id, { verdict: 'reject', judge: 'mcp:host:5555eeee' }),
+    ).rejects.toMatchObject({
+      code: 'REVIEW_ALREADY_DECIDED',
+    });
+  }, 60_000);
 });

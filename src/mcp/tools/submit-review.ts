@@ -3,8 +3,9 @@
  * version from the run, move the alias, record the promotion), `reject` (tags and notes on the
  * run) or `rework` (the task queued again with the notes, the runs linked). The judge is this MCP
  * server's owner id, never an input. Each item is decided once across processes: a second,
- * different decision is refused naming who decided and when (so the tool is not idempotent); the
- * same verdict sent again by the same judge finishes a decision whose applying was cut short.
+ * different verdict is refused naming who decided and when (so the tool is not idempotent); the
+ * same verdict sent again — by any judge, e.g. after this server restarted with a new owner id —
+ * finishes a decision whose applying was cut short, and the first decision's notes stand.
  * Items of mode `policy` belong to the policy judge and are refused.
  */
 import { z } from 'zod';
@@ -91,9 +92,9 @@ export const submitReviewTool = defineTool({
         notes: args.notes,
       });
     } catch (err) {
-      throw await explainPartial(err, () => reviews.get(args.review_id), judge);
+      throw await explainPartial(err, () => reviews.get(args.review_id));
     }
-    const { item: done, applied, applyError } = result;
+    const { item: done, applied, applyError, firstStands } = result;
     return {
       structured: {
         review_id: done.id,
@@ -105,7 +106,7 @@ export const submitReviewTool = defineTool({
         decided_at: iso(done.decision?.at ?? Date.now()),
         outcome: toOutcome(done.outcome),
       },
-      text: describeOutcome(done, applied, applyError),
+      text: `${describeOutcome(done, applied, applyError)}${firstStands ? ` Note: ${firstStands}.` : ''}`,
     };
   },
 });
@@ -115,10 +116,10 @@ export const submitReviewTool = defineTool({
  * so and how to finish. Review errors (already decided, not found) and errors before the
  * decision landed pass unchanged.
  */
-async function explainPartial(err: unknown, read: () => Promise<ReviewItem | undefined>, judge: string) {
+async function explainPartial(err: unknown, read: () => Promise<ReviewItem | undefined>) {
   if (!(err instanceof RunwardenError) || err.code.startsWith('REVIEW_')) return err;
   const now = await read().catch(() => undefined);
-  if (now?.state !== 'decided' || now.decision?.judge !== judge) return err;
+  if (now?.state !== 'decided' || !now.decision) return err;
   // A refusal of the input will be refused again: sending the verdict again would not help.
   const permanent = err.code === 'VALIDATION_ERROR' || err.code === 'CONFIG_ERROR';
   return new RunwardenError(
