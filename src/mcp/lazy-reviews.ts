@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis';
 import { RunwardenError } from '../errors/index.js';
 import type { Logger } from '../log.js';
+import { waitForRedis } from '../queue/redis-reach.js';
 import type { TaskQueue } from '../queue/task-queue.js';
 import type { ReviewStore } from '../review/index.js';
 import type { ReviewStoreApi } from './context.js';
@@ -65,22 +66,12 @@ export class LazyReviewStore implements ReviewStoreApi {
 
   /** Resolve once the connection is ready; reject at its next error or after the timeout. */
   private ready(redis: Redis): Promise<void> {
-    if (redis.status === 'ready') return Promise.resolve();
-    const ms = this.opts.connectTimeoutMs ?? 3_000;
-    return new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        redis.off('ready', onReady);
-        redis.off('error', onError);
-        if (err) reject(new RedisUnreachableError(this.opts.redisUrl, err.message || String(err)));
-        else resolve();
-      };
-      const onReady = () => done();
-      const onError = (err: Error) => done(err);
-      const timer = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms);
-      redis.on('ready', onReady);
-      redis.on('error', onError);
-    });
+    return waitForRedis(
+      redis,
+      this.opts.redisUrl,
+      this.opts.connectTimeoutMs ?? 3_000,
+      (url, detail) => new RedisUnreachableError(url, detail),
+    );
   }
 
   async close(): Promise<void> {

@@ -20,13 +20,14 @@ export function redisUnreachable(redisUrl: string, detail: string, after = ''): 
 }
 
 /**
- * Resolve once `redis` is ready; reject with `redisUnreachable` at its first connection error or
- * after `timeoutMs`, whichever comes first.
+ * Resolve once `redis` is ready; reject with `unreachable` (default `redisUnreachable`) at its
+ * first connection error or after `timeoutMs`, whichever comes first.
  */
 export function waitForRedis(
   redis: Redis,
   redisUrl: string,
   timeoutMs = REDIS_CONNECT_TIMEOUT_MS,
+  unreachable: (redisUrl: string, detail: string) => Error = redisUnreachable,
 ): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
@@ -34,7 +35,7 @@ export function waitForRedis(
       clearTimeout(timer);
       redis.off('ready', onReady);
       redis.off('error', onError);
-      if (err) reject(redisUnreachable(redisUrl, err.message || String(err)));
+      if (err) reject(unreachable(redisUrl, err.message || String(err)));
       else resolve();
     };
     const onReady = () => done();
