@@ -6,8 +6,7 @@
  * so `SiblingCache` reads each sibling once and only asks MLflow about siblings it has not seen.
  */
 import type { MlflowClient } from '../mlflow/client.js';
-import { ok } from '../mlflow/client.js';
-import { iterateRuns } from '../tracking/search.js';
+import { getMetricHistory, iterateRuns } from '../tracking/search.js';
 import { type SiblingHistory, siblingHistory } from './medians.js';
 
 /** Default bound of siblings read per sweep child (the most recently finished). */
@@ -53,27 +52,10 @@ export async function boundedHistory(
   key: string,
   maxPoints: number,
 ): Promise<SiblingHistory> {
-  const points: { step?: number; value?: number | string; timestamp?: number }[] = [];
-  let pageToken: string | undefined;
-  do {
-    const page = await ok(
-      client.api.GET('/api/2.0/mlflow/metrics/get-history', {
-        params: {
-          query: {
-            run_id: runId,
-            metric_key: key,
-            max_results: Math.min(HISTORY_PAGE, maxPoints - points.length),
-            page_token: pageToken,
-          },
-        },
-      }),
-    );
-    for (const m of page.metrics ?? []) {
-      if (points.length >= maxPoints) break;
-      points.push(m);
-    }
-    pageToken = page.next_page_token;
-  } while (pageToken && points.length < maxPoints);
+  const points = await getMetricHistory(client, runId, key, {
+    pageSize: Math.min(HISTORY_PAGE, maxPoints),
+    maxPoints,
+  });
   return siblingHistory(runId, points);
 }
 

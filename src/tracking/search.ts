@@ -52,14 +52,18 @@ export async function searchRuns(client: MlflowClient, opts: SearchRunsOptions):
   return out;
 }
 
-/** Full history of one metric, in step order (then timestamp), across all pages. Unknown run → RESOURCE_DOES_NOT_EXIST. */
+/**
+ * History of one metric, in step order (then timestamp), across all pages: the whole of it, or the
+ * first `maxPoints` MLflow pages out. Unknown run → RESOURCE_DOES_NOT_EXIST.
+ */
 export async function getMetricHistory(
   client: MlflowClient,
   runId: string,
   key: string,
-  opts: { pageSize?: number } = {},
+  opts: { pageSize?: number; maxPoints?: number } = {},
 ): Promise<Metric[]> {
   const out: Metric[] = [];
+  const max = opts.maxPoints ?? Number.POSITIVE_INFINITY;
   let pageToken: string | undefined;
   do {
     const page = await ok(
@@ -68,16 +72,19 @@ export async function getMetricHistory(
           query: {
             run_id: runId,
             metric_key: key,
-            max_results: opts.pageSize ?? 25_000,
+            max_results: Math.min(opts.pageSize ?? 25_000, max - out.length),
             page_token: pageToken,
           },
         },
       }),
     );
     // Not push(...page): a server that ignores max_results sends the whole history in one page.
-    for (const m of page.metrics ?? []) out.push(m);
+    for (const m of page.metrics ?? []) {
+      if (out.length >= max) break;
+      out.push(m);
+    }
     pageToken = page.next_page_token;
-  } while (pageToken);
+  } while (pageToken && out.length < max);
   // MLflow answers an empty history for unknown runs too; tell the two apart.
   if (!out.length)
     await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: runId } } }));
