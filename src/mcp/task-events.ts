@@ -8,7 +8,7 @@
  */
 import type http from 'node:http';
 import { Redis } from 'ioredis';
-import { RunwardenError } from '../errors/index.js';
+import { RunwardenError, redactUri } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { keys } from '../queue/keys.js';
 import { waitForRedis } from '../queue/redis-reach.js';
@@ -36,19 +36,9 @@ export class RedisUnreachableError extends RunwardenError {
   constructor(redisUrl: string, detail: string) {
     super(
       'REDIS_UNREACHABLE',
-      `Redis at ${redactUrl(redisUrl)} is unreachable (${detail}); the task tools need it (the MLflow tools do not). ` +
+      `Redis at ${redactUri(redisUrl)} is unreachable (${detail}); the task tools need it (the MLflow tools do not). ` +
         'Start it (`redis-server`, or `docker compose up -d redis`) or point REDIS_URL at a running one, then call again.',
     );
-  }
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.href.replace(/\/$/, '');
-  } catch {
-    return url;
   }
 }
 

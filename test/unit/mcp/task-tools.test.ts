@@ -537,7 +537,7 @@ describe('task tools: Redis not there', () => {
       ['list_tasks', {}],
     ] as const) {
       const text = failed(await s.call(name, args));
-      expect(text, name).toMatch(/^Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1:1 is unreachable \(/);
+      expect(text, name).toMatch(/^Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1 is unreachable \(/);
       expect(text, name).toContain('REDIS_URL');
       expect(text, name).toContain('redis-server');
       expect(text, name).not.toContain('secret');

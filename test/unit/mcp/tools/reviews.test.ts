@@ -594,7 +594,7 @@ describe('review tools: Redis not there', () => {
       const started = Date.now();
       const text = failed(await s.call(name, args));
       expect(Date.now() - started, name).toBeLessThan(10_000);
-      expect(text, name).toMatch(/^Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1:1 is unreachable \(/);
+      expect(text, name).toMatch(/^Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1 is unreachable \(/);
       expect(text, name).toContain('redis-server');
       expect(text, name).not.toContain('secret');
     }
