@@ -6,6 +6,10 @@
 set -euo pipefail
 
 MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"
+# What `mlflow.pyfunc.load_model` needs for an ONNX model (tests load runwarden's models in
+# Python with them) and what `npm run bench:onnx` compares against.
+ONNX_VERSION="${ONNX_VERSION:-1.23.2}"
+ONNXRUNTIME_VERSION="${ONNXRUNTIME_VERSION:-1.31.1}"
 NODE_MAJOR_MIN=20
 
 cd "$(dirname "$0")/.."
@@ -67,6 +71,14 @@ else
     *"version ${MLFLOW_VERSION}") say "installed: ${reported}" ;;
     *) die "mlflow install did not take: .venv/bin/mlflow --version printed '${reported}'" ;;
   esac
+fi
+
+installed_onnx="$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("onnx"), m.version("onnxruntime"))' 2>/dev/null || true)"
+if [ "$installed_onnx" = "${ONNX_VERSION} ${ONNXRUNTIME_VERSION}" ]; then
+  say "onnx ${ONNX_VERSION} and onnxruntime ${ONNXRUNTIME_VERSION} present in .venv"
+else
+  say "installing onnx==${ONNX_VERSION} onnxruntime==${ONNXRUNTIME_VERSION} into .venv"
+  .venv/bin/python -m pip install --disable-pip-version-check -q "onnx==${ONNX_VERSION}" "onnxruntime==${ONNXRUNTIME_VERSION}" >&2
 fi
 
 # --- Redis -----------------------------------------------------------------------------------

@@ -66,6 +66,25 @@ export const MetricThresholdDef = z
   );
 export type MetricThresholdDef = z.infer<typeof MetricThresholdDef>;
 
+/**
+ * Re-scoring by the judge: the candidate's ONNX model scores `holdout` (a path relative to the
+ * tasks/ folder, or a URI the input policy allows) with onnxruntime-node; `eval.*` metrics are
+ * logged and compared with what the run reported. A relative gap above `tolerance` on any of
+ * RMSE, MAE, MSE and the composite (the run reporting better than the re-score) rejects the item
+ * (policy) or flags it (agent).
+ */
+export const RescoreDef = z
+  .object({
+    holdout: z.string().min(1).max(2048),
+    tolerance: z.number().positive().max(100).default(0.5),
+  })
+  .strict();
+export type RescoreDef = z.infer<typeof RescoreDef>;
+
+/** Trainers built into runwarden (src/runners/builtin/), run by templates with `runner: builtin`. */
+export const BUILTIN_TRAINERS = ['ridge-forecast', 'mlp-forecast'] as const;
+export type BuiltinTrainer = (typeof BUILTIN_TRAINERS)[number];
+
 /** How results of a template are reviewed, and which registered model and alias they compete for. */
 export const ReviewDef = z
   .object({
@@ -79,34 +98,59 @@ export const ReviewDef = z
       .default('champion'),
     /** Metric name → gate; `composite` = 0.5·RMSE + 0.3·MAE + 0.2·MSE of the run. */
     policy: z.record(z.string().min(1).max(250), MetricThresholdDef).default({}),
+    /** Independent re-scoring of the candidate's ONNX model on held-out data (src/eval/). */
+    rescore: RescoreDef.optional(),
   })
   .strict();
 export type ReviewDef = z.infer<typeof ReviewDef>;
 
-export const TemplateSchema = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
-  description: z.string().min(1),
-  runner: z.literal('shell'),
-  language: z.string().default('other'),
-  python: z.object({ requirements: z.string() }).optional(),
-  command: z.array(z.string()).min(1),
-  params: z.record(z.string(), ParamDef).default({}),
-  // Input names become folder names under inputs/ and {inputs.<name>} placeholders.
-  inputs: z
-    .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only'), InputDef)
-    .default({}),
-  metrics: z.array(z.string()).default([]),
-  primary_metric: z.object({ name: z.string(), direction: z.enum(['min', 'max']) }).optional(),
-  model: z.object({ path: z.string(), format: z.string() }).optional(),
-  outputs_dir: z.string().default('output'),
-  timeout_seconds: z.number().int().positive().default(3600),
-  retry_on_failure: z.boolean().default(false),
-  shared: z.array(z.string()).default([]),
-  // Environment of the command beyond the base (see src/runners/task-env.ts): NAME or NAME=value.
-  env: z.array(TemplateEnvEntry).default([]),
-  // How results are judged (mode, model name, alias, policy gates); absent = no review.
-  review: ReviewDef.optional(),
-});
+export const TemplateSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
+    description: z.string().min(1),
+    /** `shell` runs `command`; `builtin` runs one of runwarden's own trainers (`trainer`). */
+    runner: z.enum(['shell', 'builtin']).default('shell'),
+    trainer: z.enum(BUILTIN_TRAINERS).optional(),
+    language: z.string().default('other'),
+    python: z.object({ requirements: z.string() }).optional(),
+    command: z.array(z.string()).min(1).optional(),
+    params: z.record(z.string(), ParamDef).default({}),
+    // Input names become folder names under inputs/ and {inputs.<name>} placeholders.
+    inputs: z
+      .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only'), InputDef)
+      .default({}),
+    metrics: z.array(z.string()).default([]),
+    primary_metric: z.object({ name: z.string(), direction: z.enum(['min', 'max']) }).optional(),
+    model: z.object({ path: z.string(), format: z.string() }).optional(),
+    outputs_dir: z.string().default('output'),
+    timeout_seconds: z.number().int().positive().default(3600),
+    retry_on_failure: z.boolean().default(false),
+    shared: z.array(z.string()).default([]),
+    // Environment of the command beyond the base (see src/runners/task-env.ts): NAME or NAME=value.
+    env: z.array(TemplateEnvEntry).default([]),
+    // How results are judged (mode, model name, alias, policy gates); absent = no review.
+    review: ReviewDef.optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.runner === 'shell' && !t.command)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['command'],
+        message: 'a shell template needs a command (argv list)',
+      });
+    if (t.runner === 'builtin' && !t.trainer)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trainer'],
+        message: `a builtin template names its trainer: one of ${BUILTIN_TRAINERS.join(', ')}`,
+      });
+    if (t.runner === 'builtin' && (t.command || t.python))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['runner'],
+        message: 'a builtin template has no command and no python section: remove them, or use runner: shell',
+      });
+  });
 
 export interface Template extends z.infer<typeof TemplateSchema> {
   /** Absolute folder of the template. */
