@@ -147,7 +147,8 @@ export async function runAttempt(
         progress(0, `building the template environment ${path.basename(dir)} (first use)`, 'preparing'),
     });
     // A builtin template runs runwarden's own trainer (src/runners/builtin/): wired by issue 10.
-    if (!template.command) throw new Error(`template ${template.name}: runner ${template.runner} has no command`);
+    if (!template.command)
+      throw new Error(`template ${template.name}: runner ${template.runner} has no command`);
     const argv = renderCommand(template.command, {
       python,
       node: process.execPath,
