@@ -5,9 +5,10 @@ Run from the workspace as `python -m forecast.train_rnn --cell gru --config conf
 temperature (standardised on the training split) predicts next week's cases, as a learnt
 correction to last week's value (so training starts near the naive forecast). Each epoch reports
 train_loss and val_loss (MSE, standardised) and progress; the weights with the best val_loss are
-kept and scored on the test split. Writes model/model.pt (state_dict), model/meta.json,
-model/model.onnx (legacy TorchScript exporter, needs only the `onnx` package), predictions.csv
-and plots/loss_curve.png. CPU only, deterministic for a given seed.
+kept and scored on the test split. Writes the model folder (model/model.pt state_dict,
+model/meta.json, and the MLflow-ready ONNX copy: model/model.onnx, model/features.json,
+model/input_example.json; see export_onnx), predictions.csv and plots/loss_curve.png. CPU only,
+deterministic for a given seed.
 """
 
 import argparse
@@ -64,23 +65,79 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return float(nn.functional.mse_loss(pred, y)), pred.numpy()
 
 
-def export_onnx(model: nn.Module, lookback: int, n_features: int, path: str) -> str:
-    """Returns "ok" or the reason the export was skipped (the .pt weights are the model of record)."""
+class RawForecaster(nn.Module):
+    """The trained model with the training scaler folded in: RAW window in, next week's cases out.
+
+    Input `window` float32 [N, lookback, len(COLUMNS)] in the series' own units (columns in
+    data.COLUMNS order, oldest row first); output [N] cases. This is the graph exported to ONNX
+    (runwarden's window-forecaster contract: features.json says how to build the windows).
+    """
+
+    def __init__(self, model: nn.Module, scaler: data.Scaler):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor([scaler.mean[c] for c in data.COLUMNS], dtype=torch.float32))
+        self.register_buffer("std", torch.tensor([scaler.std[c] for c in data.COLUMNS], dtype=torch.float32))
+        self.t_mean = float(scaler.mean[data.TARGET])
+        self.t_std = float(scaler.std[data.TARGET])
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        return self.model((window - self.mean) / self.std) * self.t_std + self.t_mean
+
+
+ONNX_TOLERANCE = 1e-3  # cases (values ~10-200): float32 rounding in the two runtimes, far below any real difference
+
+
+def export_onnx(model: nn.Module, scaler: data.Scaler, raw_windows: np.ndarray, expected: np.ndarray, model_dir: str) -> str:
+    """Writes model.onnx (RawForecaster, legacy TorchScript exporter: needs only `onnx`), then checks
+    it: onnx's reference evaluator on `raw_windows` must give `expected` (the torch model's test
+    predictions in cases) within ONNX_TOLERANCE. On a mismatch or any export error the file is
+    removed (the .pt weights are the model of record) and the reason returned; else "ok" and the
+    largest difference seen."""
+    path = os.path.join(model_dir, "model.onnx")
+    lookback, n_features = raw_windows.shape[1], raw_windows.shape[2]
     try:
+        wrapped = RawForecaster(model, scaler).eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model,
+                wrapped,
                 (torch.zeros(1, lookback, n_features),),
                 path,
                 dynamo=False,
                 input_names=["window"],
-                output_names=["cases_scaled"],
-                dynamic_axes={"window": {0: "batch"}, "cases_scaled": {0: "batch"}},
+                output_names=["forecast"],
+                dynamic_axes={"window": {0: "batch"}, "forecast": {0: "batch"}},
             )
-        return "ok"
+        from onnx.reference import ReferenceEvaluator
+
+        got = ReferenceEvaluator(path).run(["forecast"], {"window": raw_windows.astype(np.float32)})[0]
+        diff = float(np.max(np.abs(np.asarray(got, float).reshape(-1) - np.asarray(expected, float))))
+        if not diff <= ONNX_TOLERANCE:
+            raise ValueError(f"ONNX output differs from the torch model by {diff:.3g} cases (> {ONNX_TOLERANCE})")
+        return f"ok (max difference from torch {diff:.2g} cases)"
     except Exception as exc:  # noqa: BLE001 - ONNX is a convenience copy, never a reason to fail the run
+        if os.path.exists(path):
+            os.remove(path)
         return f"skipped: {type(exc).__name__}: {exc}"[:250]
+
+
+def write_model_card(model_dir: str, scaler: data.Scaler, lookback: int, example: np.ndarray) -> None:
+    """features.json (how to build the ONNX input from a table) and input_example.json (real windows)."""
+    features = {
+        "kind": "window",
+        "time_column": "week",
+        "columns": data.COLUMNS,
+        "target": data.TARGET,
+        "lookback": lookback,
+        "input": "window",
+        "output": "forecast",
+        "target_scale": {"mean": scaler.mean[data.TARGET], "std": scaler.std[data.TARGET]},
+    }
+    with open(os.path.join(model_dir, "features.json"), "w") as f:
+        json.dump(features, f, indent=2)
+    with open(os.path.join(model_dir, "input_example.json"), "w") as f:
+        json.dump(np.asarray(example, float).round(6).tolist(), f)
 
 
 def main() -> None:
@@ -145,10 +202,16 @@ def main() -> None:
     model_dir = os.path.join(out_dir, "model")
     os.makedirs(model_dir, exist_ok=True)
     torch.save(model.state_dict(), os.path.join(model_dir, "model.pt"))
-    onnx = export_onnx(model, lookback, len(data.COLUMNS), os.path.join(model_dir, "model.onnx"))
-    rwproto.tag("onnx_export", onnx.split(":")[0])
-    if onnx != "ok":
-        print(f"ONNX export {onnx}", flush=True)
+    raw = df[data.COLUMNS].to_numpy(float)
+    raw_test = np.stack([raw[t - lookback : t] for t in range(max(split.test_start, lookback), split.n)])
+    onnx = export_onnx(model, scaler, raw_test, scaler.unscale_target(pred), model_dir)
+    onnx_ok = onnx.startswith("ok")
+    rwproto.tag("onnx_export", "ok" if onnx_ok else onnx.split(":")[0])
+    if onnx_ok:
+        rwproto.tag("onnx_check", onnx[len("ok (") : -1])
+    print(f"ONNX export {onnx}", flush=True)
+    if onnx_ok:
+        write_model_card(model_dir, scaler, lookback, raw_test[:3])
     meta = {
         "cell": args.cell,
         "hidden_size": int(p["hidden_size"]),
@@ -158,9 +221,10 @@ def main() -> None:
         "target": data.TARGET,
         "scaler": {"mean": scaler.mean, "std": scaler.std},
         "best_epoch": best[1],
-        "input": "float32 [batch, lookback, features], standardised with scaler; output: standardised cases",
+        "input": "model.pt: float32 [batch, lookback, features], standardised with scaler; output: standardised cases",
+        "onnx": "model.onnx: input `window` RAW float32 [batch, lookback, features] (scaler folded in); output `forecast` [batch] in cases",
         "residual": "output = window[:, -1, cases] + head(rnn(window)[:, -1])",
-        "files": {"state_dict": "model.pt", "onnx": "model.onnx" if onnx == "ok" else None},
+        "files": {"state_dict": "model.pt", "onnx": "model.onnx" if onnx_ok else None},
     }
     with open(os.path.join(model_dir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2)
