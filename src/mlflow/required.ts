@@ -29,6 +29,13 @@ const REGISTERED_MODEL = [
   ...at('aliases[].', ['alias', 'version']),
 ];
 const FILES = at('files[].', ['path', 'is_dir']);
+const LOGGED_MODEL = [
+  'info',
+  ...at('info.', ['model_id', 'experiment_id', 'name', 'artifact_uri', 'status']),
+  ...at('info.tags[].', KV),
+  ...at('data.params[].', KV),
+  ...at('data.metrics[].', METRIC),
+];
 const one = (key: string, fields: readonly string[]) => [key, ...at(`${key}.`, fields)];
 
 const API = '/api/2.0/mlflow';
@@ -55,6 +62,10 @@ export const REQUIRED_FIELDS: Readonly<Record<string, readonly string[]>> = {
   [`GET ${API}/model-versions/get`]: one('model_version', MODEL_VERSION),
   [`GET ${API}/model-versions/search`]: at('model_versions[].', MODEL_VERSION),
   [`PATCH ${API}/model-versions/update`]: one('model_version', MODEL_VERSION),
+  [`POST ${API}/logged-models`]: one('model', LOGGED_MODEL),
+  [`GET ${API}/logged-models/{model_id}`]: one('model', LOGGED_MODEL),
+  [`PATCH ${API}/logged-models/{model_id}`]: one('model', LOGGED_MODEL),
+  [`POST ${API}/logged-models/search`]: at('models[].', LOGGED_MODEL),
 };
 
 /** The first required field missing from `data`, with array indexes (`runs[3].info.status`). */

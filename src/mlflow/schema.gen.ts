@@ -243,6 +243,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/2.0/mlflow/logged-models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create an MLflow 3 logged model (status PENDING) in an experiment.
+         * @description Not idempotent: every call creates a new model with a server-generated id `m-<32 hex>`
+         *     and artifact location `<experiment artifact location>/models/<model_id>/artifacts`
+         *     (e.g. `mlflow-artifacts:/1/models/m-…/artifacts`). Without `name` the server picks a
+         *     random one. Upload the model files to `artifact_uri`, then finalize (PATCH) with
+         *     LOGGED_MODEL_READY. `source_run_id` is recorded but does NOT link the model to the run's
+         *     outputs: that is runs/outputs. A deleted experiment → INVALID_PARAMETER_VALUE.
+         */
+        post: operations["createLoggedModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/2.0/mlflow/logged-models/{model_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A logged model id, `m-` + 32 hex digits. */
+                model_id: components["parameters"]["LoggedModelId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a logged model (info with tags, params and linked metrics).
+         * @description Unknown or deleted id → RESOURCE_DOES_NOT_EXIST (404) unless `allow_deleted=true`.
+         */
+        get: operations["getLoggedModel"];
+        put?: never;
+        post?: never;
+        /** Delete (soft) a logged model. */
+        delete: operations["deleteLoggedModel"];
+        options?: never;
+        head?: never;
+        /**
+         * Finalize a logged model (set its status, e.g. LOGGED_MODEL_READY).
+         * @description Idempotent (sets the status). `model_id` is repeated in the body, as MLflow's client sends it.
+         */
+        patch: operations["finalizeLoggedModel"];
+        trace?: never;
+    };
+    "/api/2.0/mlflow/logged-models/{model_id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A logged model id, `m-` + 32 hex digits. */
+                model_id: components["parameters"]["LoggedModelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Set tags on a logged model (last write wins per key). */
+        patch: operations["setLoggedModelTags"];
+        trace?: never;
+    };
+    "/api/2.0/mlflow/logged-models/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search logged models of one or more experiments (active ones only).
+         * @description `filter` is MLflow's search syntax over `name`, `model_id`, `model_type`, `status`
+         *     (`'READY'`, `'PENDING'`, …), `source_run_id`, `creation_timestamp`,
+         *     `last_updated_timestamp`, ``tags.`key` ``, ``params.`key` ``, ``metrics.`key` ``; tag and
+         *     param comparators `=`, `!=`, `LIKE`, `ILIKE`. Page with `page_token`.
+         */
+        post: operations["searchLoggedModels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/2.0/mlflow/metrics/get-history": {
         parameters: {
             query?: never;
@@ -687,6 +783,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/2.0/mlflow/runs/outputs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Link logged models to a run as its outputs (the run page's "Logged models").
+         * @description Not idempotent in effect: linking a model the run already lists violates the SQL store's
+         *     primary key and fails; read the run's `outputs.model_outputs` first. The run must not be
+         *     deleted (its status does not matter).
+         */
+        post: operations["logOutputs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/2.0/mlflow/runs/restore": {
         parameters: {
             query?: never;
@@ -884,6 +1002,49 @@ export interface components {
             value?: string;
         };
         InputTagRequest: {
+            key: string;
+            value: string;
+        };
+        LoggedModel: {
+            data?: {
+                metrics?: components["schemas"]["Metric"][];
+                params?: components["schemas"]["LoggedModelParameter"][];
+            };
+            info: components["schemas"]["LoggedModelInfo"];
+        };
+        LoggedModelInfo: {
+            /** @description e.g. `mlflow-artifacts:/1/models/m-…/artifacts`. */
+            artifact_uri: string;
+            /** Format: int64 */
+            creation_timestamp_ms?: number;
+            /** Format: int64 */
+            creator_id?: number;
+            experiment_id: string;
+            /** Format: int64 */
+            last_updated_timestamp_ms?: number;
+            /** @description `m-` + 32 hex digits. */
+            model_id: string;
+            model_type?: string;
+            name: string;
+            registrations?: {
+                name?: string;
+                version?: string;
+            }[];
+            source_run_id?: string;
+            status: components["schemas"]["LoggedModelStatus"];
+            status_message?: string;
+            tags?: components["schemas"]["LoggedModelTag"][];
+        };
+        LoggedModelParameter: {
+            key: string;
+            value: string;
+        };
+        LoggedModelResponse: {
+            model: components["schemas"]["LoggedModel"];
+        };
+        /** @enum {string} */
+        LoggedModelStatus: "LOGGED_MODEL_STATUS_UNSPECIFIED" | "LOGGED_MODEL_PENDING" | "LOGGED_MODEL_READY" | "LOGGED_MODEL_UPLOAD_FAILED";
+        LoggedModelTag: {
             key: string;
             value: string;
         };
@@ -1134,6 +1295,8 @@ export interface components {
          *     `1/<run_id>/artifacts/sub/file.txt`). Slashes may be sent literally or as `%2F`.
          */
         ArtifactPath: string;
+        /** @description A logged model id, `m-` + 32 hex digits. */
+        LoggedModelId: string;
         /** @description Registered model name. */
         ModelName: string;
         /** @description Version number, as a string. */
@@ -1474,6 +1637,170 @@ export interface operations {
         };
         responses: {
             200: components["responses"]["Empty"];
+            default: components["responses"]["Error"];
+        };
+    };
+    createLoggedModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    experiment_id: string;
+                    model_type?: string;
+                    name?: string;
+                    params?: components["schemas"]["LoggedModelParameter"][];
+                    source_run_id?: string;
+                    tags?: components["schemas"]["LoggedModelTag"][];
+                };
+            };
+        };
+        responses: {
+            /** @description The new logged model. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoggedModelResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getLoggedModel: {
+        parameters: {
+            query?: {
+                allow_deleted?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description A logged model id, `m-` + 32 hex digits. */
+                model_id: components["parameters"]["LoggedModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The logged model. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoggedModelResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteLoggedModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A logged model id, `m-` + 32 hex digits. */
+                model_id: components["parameters"]["LoggedModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Empty"];
+            default: components["responses"]["Error"];
+        };
+    };
+    finalizeLoggedModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A logged model id, `m-` + 32 hex digits. */
+                model_id: components["parameters"]["LoggedModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    model_id: string;
+                    status: components["schemas"]["LoggedModelStatus"];
+                };
+            };
+        };
+        responses: {
+            /** @description The updated logged model. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoggedModelResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    setLoggedModelTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A logged model id, `m-` + 32 hex digits. */
+                model_id: components["parameters"]["LoggedModelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    tags?: components["schemas"]["LoggedModelTag"][];
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["Empty"];
+            default: components["responses"]["Error"];
+        };
+    };
+    searchLoggedModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    experiment_ids: string[];
+                    filter?: string;
+                    max_results?: number;
+                    order_by?: {
+                        ascending?: boolean;
+                        field_name: string;
+                    }[];
+                    page_token?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A page of logged models (`models` absent when none match). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        models?: components["schemas"]["LoggedModel"][];
+                        next_page_token?: string;
+                    };
+                };
+            };
             default: components["responses"]["Error"];
         };
     };
@@ -2091,6 +2418,26 @@ export interface operations {
                 "application/json": {
                     datasets?: components["schemas"]["DatasetInputRequest"][];
                     models?: components["schemas"]["ModelInput"][];
+                    run_id: string;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["Empty"];
+            default: components["responses"]["Error"];
+        };
+    };
+    logOutputs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    models: components["schemas"]["ModelOutput"][];
                     run_id: string;
                 };
             };

@@ -55,6 +55,7 @@ const NON_IDEMPOTENT = [
   '/api/2.0/mlflow/model-versions/create',
   '/api/2.0/mlflow/experiments/create',
   '/api/2.0/mlflow/registered-models/create',
+  '/api/2.0/mlflow/logged-models',
 ];
 
 export function isIdempotentRequest(method: string, pathname: string): boolean {
