@@ -13,6 +13,7 @@
  * `composite` (0.5·RMSE + 0.3·MAE + 0.2·MSE) is derived from a run's rmse/mae/mse when it did not
  * log one itself.
  */
+import { COMPOSITE_WEIGHTS } from '../eval/metrics.js';
 import type { MetricThresholdDef } from '../model/template.js';
 import type { PolicyCheck } from './types.js';
 
@@ -21,8 +22,8 @@ export type Gates = Record<string, MetricThresholdDef>;
 /** Relative-change fallback step when the baseline is 0 (MLflow's constant). */
 export const ZERO_BASELINE_EPSILON = 1e-10;
 
-/** Weights of the composite forecast error. */
-export const COMPOSITE_WEIGHTS = { rmse: 0.5, mae: 0.3, mse: 0.2 } as const;
+/** Weights of the composite forecast error (defined once, in src/eval/metrics.ts). */
+export { COMPOSITE_WEIGHTS } from '../eval/metrics.js';
 
 /**
  * `composite` from the run's rmse/mae/mse (tried bare, then `test_`-, then `val_`-prefixed), or

@@ -1,0 +1,69 @@
+/**
+ * The feature spec (`features.json`) a forecaster writes next to its `model.onnx`: which table
+ * columns feed the model, in which order, how many rows of history (`lookback`), the ONNX input and
+ * output names, and the target's scale (errors are measured in units of `target_scale.std`).
+ * Contract §1 of issue 10; every window forecaster (builtin, Python, Node) follows it.
+ */
+import { z } from 'zod';
+import { ValidationError } from '../errors/index.js';
+
+const name = z.string().min(1).max(200);
+
+export const FeatureSpecSchema = z
+  .object({
+    kind: z.literal('window'),
+    time_column: name.optional(),
+    columns: z.array(name).min(1).max(1000),
+    target: name,
+    lookback: z.number().int().min(1).max(10_000),
+    input: name,
+    output: name,
+    target_scale: z.object({ mean: z.number().finite(), std: z.number().finite().positive() }),
+  })
+  .passthrough()
+  .superRefine((s, ctx) => {
+    if (new Set(s.columns).size !== s.columns.length)
+      ctx.addIssue({ code: 'custom', path: ['columns'], message: 'columns must be unique' });
+  });
+
+export interface FeatureSpec {
+  kind: 'window';
+  time_column?: string;
+  columns: string[];
+  target: string;
+  lookback: number;
+  input: string;
+  output: string;
+  target_scale: { mean: number; std: number };
+}
+
+/** Parses and checks a features.json value; ValidationError names the field and what it needs. */
+export function parseFeatureSpec(json: unknown): FeatureSpec {
+  const r = FeatureSpecSchema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const path = issue.path.length > 0 ? `features.json ${issue.path.join('.')}` : 'features.json';
+    const hint =
+      issue.path[0] === 'kind'
+        ? "only kind 'window' is supported"
+        : issue.path[0] === 'target_scale'
+          ? 'target_scale needs {mean, std} with std > 0'
+          : issue.message;
+    throw new ValidationError(
+      path,
+      `${hint} (a features.json looks like {"kind":"window","columns":[...],"target":"y","lookback":8,"input":"window","output":"forecast","target_scale":{"mean":0,"std":1}}).`,
+    );
+  }
+  const s = r.data;
+  const spec: FeatureSpec = {
+    kind: 'window',
+    columns: s.columns,
+    target: s.target,
+    lookback: s.lookback,
+    input: s.input,
+    output: s.output,
+    target_scale: { mean: s.target_scale.mean, std: s.target_scale.std },
+  };
+  if (s.time_column !== undefined) spec.time_column = s.time_column;
+  return spec;
+}
