@@ -10,11 +10,16 @@
  * the same w weeks a season earlier. Each step logs train_loss and val_loss (MSE of one-step
  * forecasts, cases standardised on the training split, exactly as the Python templates do); the
  * best val_loss is scored on the last 52 weeks. Writes model/model.json, predictions.csv and
- * plots/loss_curve.png (drawn by png.mjs).
+ * plots/loss_curve.png (drawn by png.mjs). Both forecasts are fixed linear functions of the last
+ * weeks, so the chosen one is also written as ONNX (onnx.mjs): model/model.onnx with
+ * model/features.json and model/input_example.json, runwarden's window-forecaster model folder.
+ * Importing this file runs nothing (the exports are for tests); running it trains.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { linearWindowModel } from './onnx.mjs';
 import { lineChart } from './png.mjs';
 import * as rw from './rwproto.mjs';
 
@@ -39,10 +44,58 @@ function readSeries(file) {
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** One-step forecast of y[t] from y[0..t-1], or NaN when there is not enough history. */
-function forecast(y, t, { method, window: w, season }) {
+export function forecast(y, t, { method, window: w, season }) {
   if (method === 'moving_average') return t >= w ? mean(y.slice(t - w, t)) : Number.NaN;
   if (t < season + w) return Number.NaN;
   return y[t - season] + mean(y.slice(t - w, t)) - mean(y.slice(t - season - w, t - season));
+}
+
+/**
+ * The same forecast as weights on the `lookback` weeks before t (oldest first): forecast(y, t) =
+ * Σ_k y[t - lookback + k] · weights[k]. Moving average: lookback w, each 1/w. Seasonal naive:
+ * lookback season + w; +1 on week t - season, +1/w on each of the last w weeks, -1/w on each of
+ * the w weeks a season before those (weights add where they overlap, when w > season).
+ */
+export function linearWeights({ method, window: w, season }) {
+  if (method === 'moving_average') return Array(w).fill(1 / w);
+  const weights = Array(season + w).fill(0);
+  weights[w] += 1;
+  for (let k = 0; k < w; k++) {
+    weights[season + k] += 1 / w;
+    weights[k] -= 1 / w;
+  }
+  return weights;
+}
+
+/** Writes model.onnx, features.json and input_example.json (the first 3 test windows) into dir. */
+function writeOnnxFolder(dir, y, model, z, testStart) {
+  const weights = linearWeights(model);
+  const lookback = weights.length;
+  // The weights must be the model: check them against forecast() on every test week first.
+  for (let t = testStart; t < y.length; t++) {
+    const dot = weights.reduce((acc, wk, k) => acc + wk * y[t - lookback + k], 0);
+    const f = forecast(y, t, model);
+    if (Math.abs(dot - f) > 1e-9 * Math.max(1, Math.abs(f)))
+      throw new Error(
+        `ONNX weights disagree with ${model.method}(${model.window}) at row ${t}: ${dot} vs ${f}`,
+      );
+  }
+  const doc = `${model.method}(window=${model.window}, season_length=${model.season}) on weekly cases`;
+  writeFileSync(path.join(dir, 'model.onnx'), linearWindowModel(weights, { docString: doc }));
+  const features = {
+    kind: 'window',
+    time_column: 'week',
+    columns: ['cases'],
+    target: 'cases',
+    lookback,
+    input: 'window',
+    output: 'forecast',
+    target_scale: { mean: z.mean, std: z.std },
+  };
+  writeFileSync(path.join(dir, 'features.json'), `${JSON.stringify(features, null, 2)}\n`);
+  const example = [0, 1, 2].map((i) => y.slice(testStart + i - lookback, testStart + i).map((v) => [v]));
+  writeFileSync(path.join(dir, 'input_example.json'), `${JSON.stringify(example)}\n`);
+  return lookback;
 }
 
 /** MSE on standardised cases over weeks [lo, hi) that have a forecast. */
@@ -152,6 +205,9 @@ function main() {
     forecast: 'one-step-ahead; see the template README for the formulas',
   };
   writeFileSync(path.join(a.out, 'model', 'model.json'), `${JSON.stringify(model, null, 2)}\n`);
+  const lookback = writeOnnxFolder(path.join(a.out, 'model'), y, best, z, testStart);
+  rw.tag('onnx_export', 'ok');
+  rw.param('onnx_lookback', lookback);
   const csv = [
     'week,actual_cases,predicted_cases',
     ...preds.map((f, k) => `${rows[testStart + k].week},${y[testStart + k]},${f.toFixed(3)}`),
@@ -174,10 +230,13 @@ function main() {
   );
 }
 
-try {
-  main();
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  console.error(`task failed: ${err?.message ?? err}`);
-  process.exitCode = 1;
+// Run as a script (not imported): compare real paths, as Node resolves symlinks of the main module.
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) {
+  try {
+    main();
+  } catch (err) {
+    console.error(err?.stack ?? String(err));
+    console.error(`task failed: ${err?.message ?? err}`);
+    process.exitCode = 1;
+  }
 }
