@@ -107,6 +107,12 @@ const EnvSchema = z.object({
   RUNWARDEN_KEEP_WORKSPACES: bool(false),
   RUNWARDEN_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
   RUNWARDEN_SWEEP_MAX_CHILDREN: z.coerce.number().int().min(1).max(10_000).default(200),
+  RUNWARDEN_PREDICT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+  RUNWARDEN_PREDICT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(32 * 1024 * 1024),
   RUNWARDEN_REVIEW_RECONCILE_MS: intMs(60_000),
   RUNWARDEN_REVIEW_APPLY_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
   RUNWARDEN_REVIEW_REDIS_RETRY_MS: intMs(10_000),
@@ -205,6 +211,9 @@ export interface Config {
     envBuildTimeoutMs: number;
     /** Most children one sweep may have. */
     sweepMaxChildren: number;
+    /** Prediction: most rows (table rows, windows or tensor batch) and bytes of one data file. */
+    predictMaxRows: number;
+    predictMaxBytes: number;
   };
   /** The review system (src/review/). */
   review: {
@@ -328,6 +337,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       lockMs: e.RUNWARDEN_WORKER_LOCK_MS,
       envBuildTimeoutMs: e.RUNWARDEN_ENV_BUILD_TIMEOUT_MS,
       sweepMaxChildren: e.RUNWARDEN_SWEEP_MAX_CHILDREN,
+      predictMaxRows: e.RUNWARDEN_PREDICT_MAX_ROWS,
+      predictMaxBytes: e.RUNWARDEN_PREDICT_MAX_BYTES,
     },
     review: {
       reconcileMs: e.RUNWARDEN_REVIEW_RECONCILE_MS,

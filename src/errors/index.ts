@@ -28,7 +28,11 @@ export type RunwardenErrorCode =
   | 'UNSUPPORTED_ARTIFACT_URI'
   | 'CONFIG_ERROR'
   | 'REVIEW_ALREADY_DECIDED'
-  | 'REVIEW_NOT_FOUND';
+  | 'REVIEW_NOT_FOUND'
+  | 'PREDICT_REFUSED'
+  | 'MODEL_REF_INVALID'
+  | 'MODEL_INVALID'
+  | 'MODEL_INPUT_MISMATCH';
 
 /** Base class: every error runwarden raises on purpose is one of these. */
 export class RunwardenError extends Error {

@@ -68,7 +68,49 @@ export const TaskSpecSchema = z.object({
 });
 export type TaskSpec = z.input<typeof TaskSpecSchema>;
 
+/**
+ * A prediction task (`{predict: {model, data}}`): a model reference (src/tracking/model-ref.ts) and
+ * the data, a URI (the same rules as task inputs) or inline in a request shape of `mlflow models
+ * serve` (src/eval/request-shapes.ts checks the shape; the bytes are capped like inline tables).
+ */
+export const PredictSpecSchema = z.object({
+  predict: z.object({
+    model: z
+      .string()
+      .min(1)
+      .max(1000)
+      .describe(
+        'models:/<name>@<alias>, models:/<name>/<version>, models:/<model_id>, runs:/<run_id>/<path>',
+      ),
+    data: z.union([
+      z
+        .string()
+        .max(4096, 'is longer than 4096 characters; pass a shorter URI')
+        .regex(URI_RE, 'must be a file://, runs:/, mlflow-artifacts:/ or http(s):// URI'),
+      z.record(z.string(), z.unknown()),
+      z.array(z.unknown()),
+    ]),
+  }),
+  run_name: z.string().max(250).regex(NO_CONTROL, NO_CONTROL_SAYS).optional(),
+  priority: z.number().int().min(1).max(1000).optional(),
+  timeout_seconds: z.number().int().min(1).max(86_400).optional(),
+  attempts: z.number().int().min(1).max(10).default(1),
+  force: z.boolean().default(false),
+});
+export type PredictSpec = z.input<typeof PredictSpecSchema>;
+
+/** What a prediction task carries (the model is resolved again when it runs). */
+export interface PredictTask {
+  model: string;
+  /** A URI, or a request body in one of mlflow serving's shapes. */
+  data: string | Record<string, unknown> | unknown[];
+  /** The training run the model came from, as resolved at enqueue (the run nests under it). */
+  sourceRunId: string;
+}
+
 export interface NormalizedTask {
+  /** Set on a prediction task (template `predict`): the worker predicts instead of training. */
+  predict?: PredictTask;
   taskId: string;
   configHash: string;
   template: string;

@@ -28,6 +28,8 @@ export interface AttemptSettings {
   envBuildTimeoutMs?: number;
   /** Extra environment for the command (MLflow credentials). */
   env: Record<string, string | undefined>;
+  /** Prediction tasks: most rows and bytes of their data (src/queue/predict-attempt.ts). */
+  predict?: { maxRows?: number; maxBytes?: number; chunkRows?: number };
   /** The input boundary, applied again when inputs are brought in. */
   inputs: InputPolicy & {
     /** Keep the inputs' copies in workspace.zip (default: only the inputs.json manifest). */

@@ -20,6 +20,7 @@ export function taskQueueFromConfig(cfg: Config, client: MlflowClient): TaskQueu
     client,
     inputs: cfg.inputs,
     maxSweepChildren: cfg.queue.sweepMaxChildren,
+    predictMaxRows: cfg.queue.predictMaxRows,
   });
 }
 
@@ -45,6 +46,7 @@ export function attemptSettings(cfg: Config): AttemptSettings {
       MLFLOW_TRACKING_PASSWORD: cfg.mlflow.password,
     },
     inputs: cfg.inputs,
+    predict: { maxRows: cfg.queue.predictMaxRows, maxBytes: cfg.queue.predictMaxBytes },
   };
 }
 

@@ -17,6 +17,12 @@ import { enqueueSweep, flowProducer, type SweepEnqueueResult, type SweepJobData 
 import { type SweepSummary, summarizeSweep } from '../sweep/summary.js';
 import { RW_TAGS } from '../tracking/tags.js';
 import { keys, QUEUE_NAME, RECORD_TTL_SECONDS } from './keys.js';
+import {
+  DEFAULT_PREDICT_MAX_ROWS,
+  isPredictSpec,
+  normalizePredictSpec,
+  preparePredictTask,
+} from './predict-spec.js';
 import { type TaskProgress, type TaskRecord, TaskRecords, type TaskState } from './records.js';
 import { normalizeSpec, templateDefaultInputs } from './spec.js';
 import { listTemplates, loadTemplate } from './templates.js';
@@ -57,6 +63,8 @@ export interface TaskQueueOptions {
   inputs?: InputPolicy;
   /** Most children one sweep may have (default 200, RUNWARDEN_SWEEP_MAX_CHILDREN). */
   maxSweepChildren?: number;
+  /** Most rows one prediction may score (default 100,000, RUNWARDEN_PREDICT_MAX_ROWS). */
+  predictMaxRows?: number;
 }
 
 const TERMINAL: TaskState[] = ['completed', 'failed', 'cancelled'];
@@ -92,17 +100,22 @@ export class TaskQueue {
    * (`existing: true`) unless `force` is set. Nothing is queued when anything is wrong.
    */
   async enqueue(spec: unknown): Promise<{ task: NormalizedTask; existing: boolean; info: TaskInfo }> {
+    // A prediction (`{predict: {model, data}}`, src/queue/predict-spec.ts) runs no template.
+    const predict = isPredictSpec(spec);
     const templateName = (spec as { template?: unknown })?.template;
-    const template = loadTemplate(this.opts.tasksDir, typeof templateName === 'string' ? templateName : '');
-    const task = normalizeSpec(spec, template);
+    const template = predict
+      ? undefined
+      : loadTemplate(this.opts.tasksDir, typeof templateName === 'string' ? templateName : '');
+    let task = template ? normalizeSpec(spec, template) : normalizePredictSpec(spec);
     const prior = await this.queue.getJob(task.taskId);
     if (prior) return { task: prior.data.task, existing: true, info: await this.info(task.taskId, prior) };
-    await checkInputs(
-      this.opts.client,
-      task.inputs,
-      this.opts.inputs ?? defaultInputPolicy(this.opts.tasksDir),
-      templateDefaultInputs(template),
-    );
+    const inputs = this.opts.inputs ?? defaultInputPolicy(this.opts.tasksDir);
+    if (template) await checkInputs(this.opts.client, task.inputs, inputs, templateDefaultInputs(template));
+    else
+      task = await preparePredictTask(this.opts.client, task, {
+        inputs,
+        maxRows: this.opts.predictMaxRows ?? DEFAULT_PREDICT_MAX_ROWS,
+      });
     // The job is gone (cancelled before it started, or removed by age): its old record and cancel
     // marker must not describe the new task.
     await this.redis.del(this.keys.cancel(task.taskId), this.keys.task(task.taskId));

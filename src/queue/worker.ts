@@ -24,6 +24,7 @@ import { acquireSlot, type SlotHold, slotKey, slotWaitMs, slotWaitsKey } from '.
 import { type AttemptSettings, runAttempt, SHUTDOWN_REASON, type TaskEvent } from './attempt.js';
 import { keys, QUEUE_NAME } from './keys.js';
 import { LOCK_LOST_REASON, startLockFence } from './lock-fence.js';
+import { type PredictOutcome, runPredictAttempt } from './predict-attempt.js';
 import { BOOKKEEPING_RETRY_MS, TaskRecords } from './records.js';
 import type { TaskJobData } from './task-queue.js';
 
@@ -216,7 +217,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       void records.saveProgress(task.taskId, p).catch(() => undefined);
     };
     try {
-      const out = await runAttempt(
+      // A prediction task (src/queue/predict-attempt.ts) scores a model instead of training one.
+      const out: PredictOutcome = await (task.predict ? runPredictAttempt : runAttempt)(
         opts.client,
         opts.settings,
         task,
@@ -245,6 +247,8 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         experiment_id: out.experimentId,
         exit_code: out.exitCode,
         metrics: out.metrics,
+        ...(out.prediction ? { prediction: out.prediction } : {}),
+        ...(out.errorCode ? { error_code: out.errorCode } : {}),
       };
       // The run is closed by now: bookkeeping that fails must not turn into a BullMQ retry (a
       // second run) or replace the UnrecoverableError below.

@@ -38,6 +38,8 @@ export const taskShape = {
   finished_at: z.number().optional(),
   // A sweep's children: done/running/failed/cancelled counts, the best so far, the parent run.
   sweep: z.unknown().optional(),
+  // A prediction task's result: rows, columns, a preview of at most 20 rows, the artifact.
+  prediction: z.unknown().optional(),
 };
 export type TaskOutput = z.infer<z.ZodObject<typeof taskShape>>;
 
@@ -63,6 +65,7 @@ export function toTaskOutput(i: TaskInfo): TaskOutput {
     reason: i.reason || i.cancel_requested || undefined,
     finished_at: i.finished_at,
     sweep: i.sweep ? { ...i.sweep } : undefined,
+    prediction: (i.result as { prediction?: unknown } | undefined)?.prediction,
   };
 }
 
@@ -87,6 +90,8 @@ export function describeTask(i: TaskInfo): string {
   if (i.reason && i.state !== 'completed') parts.push(`reason: ${i.reason.split('\n')[0]}`);
   const metrics = (i.result as { metrics?: Record<string, unknown> } | undefined)?.metrics;
   if (metrics && Object.keys(metrics).length) parts.push(`metrics ${JSON.stringify(metrics)}`);
+  const pred = (i.result as { prediction?: { rows: number; artifact: string } } | undefined)?.prediction;
+  if (pred) parts.push(`${pred.rows} predictions in ${pred.artifact} (get_task shows a preview)`);
   const run = i.runs.at(-1);
   if (run) parts.push(`run ${run.run_id} ${run.url}`);
   return `${parts.join('; ')}.`;

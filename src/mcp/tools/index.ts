@@ -21,6 +21,7 @@ import { listTasksTool } from './list-tasks.js';
 import { logArtifactTool } from './log-artifact.js';
 import { logMetricsTool } from './log-metrics.js';
 import { logParamsTool } from './log-params.js';
+import { predictTool } from './predict.js';
 import { readArtifactTool } from './read-artifact.js';
 import { registerModelTool } from './register-model.js';
 import { searchExperimentsTool } from './search-experiments.js';
@@ -59,6 +60,7 @@ export const taskTools: ToolDefinition[] = [
   listTasksTool,
   cancelTaskTool,
   waitForTaskTool,
+  predictTool,
 ];
 
 /** The review tools (the agent judge, promotion history), listed last when there is a review store. */
