@@ -1,12 +1,21 @@
 // Every shipped template runs for real through a worker process against the real MLflow server
 // and Redis: GRU and LSTM (PyTorch), the AutoETS baseline and the Node.js seasonal-naive model.
 // Each run is checked through MLflow's Python client: status, params, per-epoch history, the test
-// metrics with the composite score, the model folder, the loss-curve PNG and workspace.zip.
+// metrics with the composite score, the model folder, the loss-curve PNG and workspace.zip. The
+// ONNX templates' stored model.onnx, fed windows built from the series by their features.json
+// (runwarden's own windowing), is run with onnxruntime-node: it must predict what the template
+// wrote in predictions.csv, and its scaled errors must be the test metrics the run reported. ETS
+// stores no ONNX model (by design, see tasks/ets-baseline/README.md).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseFeatureSpec } from '../../src/eval/features.js';
+import { errorMetrics } from '../../src/eval/metrics.js';
+import { parseCsv } from '../../src/eval/table.js';
+import { windowsFromTable } from '../../src/eval/windows.js';
 import { downloadFile, listArtifacts } from '../../src/index.js';
 import { TaskQueue } from '../../src/queue/task-queue.js';
 import { verifyZip } from '../../src/runners/zip.js';
@@ -75,6 +84,66 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/**
+ * The ONNX model folder of a finished run, checked from the outside: features.json parses, the
+ * input example has 1-5 windows of the right shape, and model.onnx on every window of the series
+ * predicts predictions.csv (written with 3 decimals; the Python templates check ONNX against torch
+ * to 1e-3 themselves) with errors equal to the run's reported test metrics.
+ */
+async function checkOnnxModel(
+  template: string,
+  artifactUri: string,
+  metrics: Record<string, number | undefined>,
+): Promise<void> {
+  const local = path.join(dir, `${template}-model`);
+  for (const f of ['model.onnx', 'features.json', 'input_example.json'])
+    await downloadFile(client, artifactUri, `model/${f}`, path.join(local, f));
+  await downloadFile(client, artifactUri, 'predictions/predictions.csv', path.join(local, 'predictions.csv'));
+  const spec = parseFeatureSpec(JSON.parse(await readFile(path.join(local, 'features.json'), 'utf8')));
+  expect(spec.input).toBe('window');
+  expect(spec.output).toBe('forecast');
+  expect(spec.target).toBe('cases');
+  const example = JSON.parse(await readFile(path.join(local, 'input_example.json'), 'utf8')) as number[][][];
+  expect(example.length).toBeGreaterThanOrEqual(1);
+  expect(example.length).toBeLessThanOrEqual(5);
+  for (const w of example) {
+    expect(w.length).toBe(spec.lookback);
+    for (const row of w) expect(row.length).toBe(spec.columns.length);
+  }
+
+  const series = parseCsv(await readFile(path.join(tasksDir, 'data', 'weekly_cases.csv'), 'utf8'));
+  const windows = windowsFromTable(series, spec);
+  const session = await ort.InferenceSession.create(path.join(local, 'model.onnx'));
+  let predicted: Float32Array;
+  try {
+    const out = await session.run({ [spec.input]: new ort.Tensor('float32', windows.x, windows.dims) });
+    predicted = out[spec.output]!.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+  expect(predicted.length).toBe(windows.dims[0]);
+  const byWeek = new Map(windows.keys.map((k, i) => [k, i]));
+  const written = parseCsv(await readFile(path.join(local, 'predictions.csv'), 'utf8'));
+  expect(written.rows.length).toBe(52);
+  const actual: number[] = [];
+  const onnx: number[] = [];
+  let worst = 0;
+  for (const [week, want, pred] of written.rows) {
+    const i = byWeek.get(String(week));
+    expect(i, `week ${week} has a window`).toBeDefined();
+    worst = Math.max(worst, Math.abs(predicted[i!]! - Number(pred)));
+    actual.push(Number(want));
+    onnx.push(predicted[i!]!);
+  }
+  expect(worst, `${template}: max |onnx - predictions.csv| in cases`).toBeLessThanOrEqual(2e-3);
+  const m = errorMetrics(actual, onnx, spec.target_scale.std);
+  expect(m.rmse).toBeCloseTo(metrics.test_rmse!, 4);
+  expect(m.mae).toBeCloseTo(metrics.test_mae!, 4);
+  expect(m.composite).toBeCloseTo(metrics.composite!, 4);
+}
+
+const onnxTemplates = new Set(['gru-forecast', 'lstm-forecast', 'seasonal-naive-node']);
+
 const cases: [string, Record<string, number | string>, string][] = [
   ['gru-forecast', { epochs: 3 }, 'val_loss'],
   ['lstm-forecast', { epochs: 3 }, 'val_loss'],
@@ -84,7 +153,7 @@ const cases: [string, Record<string, number | string>, string][] = [
 
 describe('shipped templates', () => {
   it.each(cases)(
-    '%s: runs through a worker into a FINISHED run with history, test metrics, model, loss curve and workspace.zip',
+    '%s: runs through a worker into a FINISHED run with history, test metrics, model (ONNX predicting what the run reported, where the family allows), loss curve and workspace.zip',
     async (template, params, lossKey) => {
       const { task } = await queue.enqueue({ template, params, experiment: uniqueName(`tpl-${template}`) });
       const info = await waitForTaskState(queue, task.taskId, ['completed', 'failed', 'cancelled'], 600_000);
@@ -110,6 +179,15 @@ describe('shipped templates', () => {
         expect.arrayContaining(['workspace.zip', 'plots/loss_curve.png', 'logs/stdout.log']),
       );
       expect(files.some((f) => f?.startsWith('model/') && f !== 'model/')).toBe(true);
+      if (onnxTemplates.has(template)) {
+        expect(files).toEqual(
+          expect.arrayContaining(['model/model.onnx', 'model/features.json', 'model/input_example.json']),
+        );
+        expect(run.tags.onnx_export).toBe('ok');
+        await checkOnnxModel(template, run.artifact_uri, run.metrics);
+      } else {
+        expect(files).not.toContain('model/model.onnx');
+      }
       const png = path.join(dir, `${template}.png`);
       await downloadFile(client, run.artifact_uri, 'plots/loss_curve.png', png);
       expect((await readFile(png)).subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
