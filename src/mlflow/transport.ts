@@ -56,6 +56,7 @@ const NON_IDEMPOTENT = [
   '/api/2.0/mlflow/experiments/create',
   '/api/2.0/mlflow/registered-models/create',
   '/api/2.0/mlflow/logged-models',
+  '/api/2.0/mlflow/runs/outputs',
 ];
 
 export function isIdempotentRequest(method: string, pathname: string): boolean {

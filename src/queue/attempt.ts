@@ -199,10 +199,11 @@ export async function runAttempt(
     await lines.drainedBy(Date.now() + endFlushMs);
     exitCode = result.exitCode;
     progress(1, 'storing results', 'finishing');
-    const resultTags = await storeResults(client, run, ws, template, lines.declared, exitCode, log, {
+    const stored = await storeResults(client, run, ws, template, lines.declared, exitCode, log, {
       zipInputs: settings.inputs.zipInputs === true,
     });
     phase('storeResults');
+    const resultTags = stored.tags;
 
     const stopped = result.aborted ? stopKind(ctx.signal, timeout) : undefined;
     if (stopped) {
@@ -210,7 +211,10 @@ export async function runAttempt(
     } else if (result.spawnError) {
       reason = `could not start ${argv[0]}: ${result.spawnError}`;
     } else if (exitCode === 0) {
-      [status, kind, reason] = ['FINISHED', 'completed', 'exit code 0'];
+      // A template that declared an ONNX model and wrote an unusable one did not succeed.
+      [status, kind, reason] = stored.modelError
+        ? ['FAILED', 'failed', stored.modelError]
+        : ['FINISHED', 'completed', 'exit code 0'];
     } else {
       const tail = result.stderrTail.trim();
       const lastLine = tail.split('\n').at(-1) ?? '';

@@ -5,6 +5,7 @@
  * metrics, the workspace.zip artifact, the template's primary metric, and what the policy gates say.
  */
 import type { MlflowClient } from '../mlflow/client.js';
+import { MODEL_ID_TAG } from '../tracking/logged-model.js';
 import { readRun, versionByAlias } from './mlflow-reads.js';
 import { evaluatePolicy, withComposite } from './policy.js';
 import { templateReview } from './template-review.js';
@@ -61,7 +62,12 @@ export async function gatherEvidence(
     runUrl: client.runUrl(item.experimentId, item.runId),
     metrics,
     params: cand.params,
-    candidateModelUri: hasModel ? `runs:/${item.runId}/${review.modelPath}` : undefined,
+    // The run's MLflow 3 logged model when it has one (issue 10), else the run's model folder.
+    candidateModelUri: !hasModel
+      ? undefined
+      : cand.tags[MODEL_ID_TAG]
+        ? `models:/${cand.tags[MODEL_ID_TAG]}`
+        : `runs:/${item.runId}/${review.modelPath}`,
     champion,
     workspaceArtifact: cand.tags[WORKSPACE_ZIP_TAG] !== undefined ? 'workspace.zip' : undefined,
     primaryMetric: review.primaryMetric,

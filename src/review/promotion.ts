@@ -15,6 +15,7 @@
  * The fence (the item's and the model's lease) is checked before every MLflow write.
  */
 import { type MlflowClient, ok } from '../mlflow/client.js';
+import { MODEL_ID_TAG } from '../tracking/logged-model.js';
 import { registerModel } from '../tracking/models.js';
 import type { Lease } from './apply-lock.js';
 import { promotionRecords, recordPromotion } from './history.js';
@@ -52,9 +53,12 @@ export async function promote(
   const { client, plan } = ctx;
   const tags = reviewTags(item, d);
   await ctx.lease.check();
+  // A run with an MLflow 3 logged model registers from it (source models:/<model_id>).
+  const modelId = (await readRun(client, item.runId)).tags[MODEL_ID_TAG] || undefined;
   const reg = await registerModel(client, {
     runId: item.runId,
     artifactPath: review.modelPath,
+    modelId,
     name: review.modelName,
     idempotencyKey: item.id,
     tags,

@@ -6,8 +6,10 @@
  * an optional `idempotencyKey` makes repeated calls return the
  * same version, concurrent ones too: after creating, a caller re-reads every version carrying the
  * key, keeps the lowest number, deletes the rest, and returns the kept one (every racer agrees).
- * The run must have the artifact path (checked first). Concurrent registrations leave the alias
- * on the highest version registered for it.
+ * The run must have the artifact path (checked first). With `modelId` the version is registered
+ * from the run's MLflow 3 logged model instead (source `models:/<model_id>`, `model_id` set, the model
+ * checked READY and produced by the run first). Concurrent registrations leave the alias on the
+ * highest version registered for it.
  */
 import { randomUUID } from 'node:crypto';
 import { capForEcho, isMlflowError, RunwardenError, ValidationError } from '../errors/index.js';
@@ -16,6 +18,7 @@ import { normalizeArtifactPath } from '../mlflow/paths.js';
 import { sleep, withRetry } from '../mlflow/retry.js';
 import { isTransientUnretried } from '../mlflow/transport.js';
 import { requireArtifact } from './artifact-check.js';
+import { getLoggedModel } from './logged-model.js';
 import { IDEMPOTENCY_TAG, keepLowest, tagOf, versionsOfModel, versionsWithKey } from './model-versions.js';
 import { RW_TAGS } from './tags.js';
 import { LIMITS, validateName } from './validation.js';
@@ -23,8 +26,10 @@ import { createVersionOnce, type VersionSweepOutcome } from './version-create.js
 
 export interface RegisterModelOptions {
   runId: string;
-  /** Run-relative folder holding the model, e.g. `model`. */
+  /** Run-relative folder holding the model, e.g. `model` (unused when `modelId` is given). */
   artifactPath: string;
+  /** Register from this logged model of the run (`m-…`): source `models:/<model_id>`. */
+  modelId?: string;
   /** Registered model name. */
   name: string;
   /** Alias to point at the new version (e.g. `champion`); omitted = no alias change. */
@@ -169,17 +174,7 @@ export async function registerModel(
   validateName('name', opts.name, 'registered model name', LIMITS.maxModelNameLength);
   if (!opts.runId) throw new ValidationError('runId', 'the run holding the model is required');
   if (opts.alias !== undefined) validateAlias(opts.alias);
-  const rel = normalizeArtifactPath(opts.artifactPath);
-  if (!rel)
-    throw new ValidationError('artifactPath', "the model's folder inside the run is required, e.g. 'model'");
-
-  const run = (
-    await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: opts.runId } } }))
-  ).run;
-  const artifactUri = run.info.artifact_uri;
-  if (!artifactUri) throw new ValidationError('runId', `run ${opts.runId} has no artifact URI`);
-  await requireArtifact(client, opts.runId, rel);
-  const source = `${artifactUri.replace(/\/+$/, '')}/${rel}`;
+  const source = opts.modelId ? await loggedModelSource(client, opts) : await runArtifactSource(client, opts);
 
   await ensureRegisteredModel(client, opts.name);
 
@@ -205,6 +200,7 @@ export async function registerModel(
       run_id: opts.runId,
       description: opts.description,
       tags: Object.entries(tags).map(([key, value]) => ({ key, value })),
+      ...(opts.modelId ? { model_id: opts.modelId } : {}),
     },
     alias: opts.alias,
     lateCreateMarginMs: opts.lateCreateMarginMs,
@@ -214,6 +210,49 @@ export async function registerModel(
   if (!opts.idempotencyKey) return finish(client, opts, mv, source, true);
   const kept = await keepLowest(client, opts.name, opts.runId, opts.idempotencyKey, mv);
   return finish(client, opts, kept, source, kept.version === mv.version);
+}
+
+/** `<run artifact URI>/<artifactPath>`, after checking the run has that folder. */
+async function runArtifactSource(client: MlflowClient, opts: RegisterModelOptions): Promise<string> {
+  const rel = normalizeArtifactPath(opts.artifactPath);
+  if (!rel)
+    throw new ValidationError('artifactPath', "the model's folder inside the run is required, e.g. 'model'");
+  const run = (
+    await ok(client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: opts.runId } } }))
+  ).run;
+  const artifactUri = run.info.artifact_uri;
+  if (!artifactUri) throw new ValidationError('runId', `run ${opts.runId} has no artifact URI`);
+  await requireArtifact(client, opts.runId, rel);
+  return `${artifactUri.replace(/\/+$/, '')}/${rel}`;
+}
+
+/** `models:/<model_id>`, after checking the logged model is READY and was produced by the run. */
+async function loggedModelSource(client: MlflowClient, opts: RegisterModelOptions): Promise<string> {
+  const id = opts.modelId ?? '';
+  if (!/^m-[0-9a-zA-Z]{1,64}$/.test(id))
+    throw new ValidationError(
+      'modelId',
+      `'${capForEcho(id)}' is not a logged model id (m-<hex>, e.g. from runwarden.model_id)`,
+    );
+  let model: Awaited<ReturnType<typeof getLoggedModel>>;
+  try {
+    model = await getLoggedModel(client, id);
+  } catch (err) {
+    if (isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST'))
+      throw new ValidationError('modelId', `logged model ${id} does not exist (deleted, or another server)`);
+    throw err;
+  }
+  if (model.status !== 'READY')
+    throw new ValidationError(
+      'modelId',
+      `logged model ${id} is ${model.status}, not READY: log it again (logModel)`,
+    );
+  if (model.sourceRunId && model.sourceRunId !== opts.runId)
+    throw new ValidationError(
+      'modelId',
+      `logged model ${id} comes from run ${model.sourceRunId}, not ${opts.runId}`,
+    );
+  return `models:/${id}`;
 }
 
 async function finish(

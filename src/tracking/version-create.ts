@@ -44,6 +44,8 @@ export interface VersionCreateOptions {
     run_id: string;
     description?: string;
     tags: { key: string; value: string }[];
+    /** MLflow 3 logged model id, when registering from one (source `models:/<model_id>`). */
+    model_id?: string;
   };
   /** The alias this registration moves (settled again if a removed late version took it along). */
   alias?: string;
