@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import type { NormalizedTask } from '../model/task-spec.js';
+import { builtinArgv } from '../runners/builtin/command.js';
 import { inputManifest, writeInputManifest } from '../runners/input-manifest.js';
 import { materializeInputs } from '../runners/inputs.js';
 import { ensurePythonEnv } from '../runners/python-env.js';
@@ -140,23 +141,28 @@ export async function runAttempt(
     await writeConfig(ws, task.params, inputs);
     phase('workspace');
     progress(0, template.python ? 'preparing the Python environment' : 'starting', 'preparing');
-    const python = await ensurePythonEnv(template, settings.cacheDir, {
-      signal,
-      timeoutMs: settings.envBuildTimeoutMs,
-      onBuild: (dir) =>
-        progress(0, `building the template environment ${path.basename(dir)} (first use)`, 'preparing'),
-    });
-    // A builtin template runs runwarden's own trainer (src/runners/builtin/): wired by issue 10.
-    if (!template.command)
+    // A builtin template runs runwarden's own trainer (src/runners/builtin/): no Python, no command.
+    let argv: string[];
+    if (template.runner === 'builtin' && template.trainer) {
+      argv = builtinArgv(template.trainer);
+    } else if (template.command) {
+      const python = await ensurePythonEnv(template, settings.cacheDir, {
+        signal,
+        timeoutMs: settings.envBuildTimeoutMs,
+        onBuild: (dir) =>
+          progress(0, `building the template environment ${path.basename(dir)} (first use)`, 'preparing'),
+      });
+      argv = renderCommand(template.command, {
+        python,
+        node: process.execPath,
+        workspace: ws.dir,
+        outputDir: ws.outputDir,
+        inputs,
+        params: task.params,
+      });
+    } else {
       throw new Error(`template ${template.name}: runner ${template.runner} has no command`);
-    const argv = renderCommand(template.command, {
-      python,
-      node: process.execPath,
-      workspace: ws.dir,
-      outputDir: ws.outputDir,
-      inputs,
-      params: task.params,
-    });
+    }
     // Protocol lines are stored in order, each retried through an MLflow outage (protocol-lines.ts).
     const lines = protocolLines({
       run,

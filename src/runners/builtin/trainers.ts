@@ -20,7 +20,7 @@ export type ParamInput = Record<string, unknown>;
 
 export const DEFAULTS: Record<BuiltinTrainer, Record<string, string | number>> = {
   'ridge-forecast': { lookback: 8, alphas: '0.01,0.1,1,10,100' },
-  'mlp-forecast': { lookback: 8, hidden_size: 16, epochs: 300, learning_rate: 0.01, seed: 42 },
+  'mlp-forecast': { lookback: 8, hidden_size: 16, epochs: 200, learning_rate: 0.01, seed: 42 },
 };
 
 export interface Step {
