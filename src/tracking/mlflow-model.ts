@@ -211,7 +211,8 @@ export async function writeMlflowModel(
   const example = await inputExample(dir, sig.inputs);
   await writeFile(
     path.join(dir, SERVING_EXAMPLE_FILE),
-    JSON.stringify({ inputs: JSON.parse(example) as unknown }, null, 2),
+    // Built as text so float examples keep their `.0` (MLflow enforces the signature's dtype).
+    `{\n  "inputs": ${example}\n}\n`,
   );
   for (const [name, text] of Object.entries(environmentFiles())) {
     if (!existsSync(path.join(dir, name))) await writeFile(path.join(dir, name), text);
