@@ -116,6 +116,13 @@ const EnvSchema = z.object({
   RUNWARDEN_REVIEW_RECONCILE_MS: intMs(60_000),
   RUNWARDEN_REVIEW_APPLY_LOCK_MS: z.coerce.number().int().min(1_000).default(30_000),
   RUNWARDEN_REVIEW_REDIS_RETRY_MS: intMs(10_000),
+  RUNWARDEN_EVAL_MAX_MODEL_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(512 * 1024 * 1024),
+  RUNWARDEN_EVAL_THREADS: z.coerce.number().int().min(1).max(64).default(1),
+  RUNWARDEN_EVAL_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(120_000),
   RUNWARDEN_ENV_BUILD_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(1_200_000),
   RUNWARDEN_INPUT_ROOTS: z.string().optional(),
   RUNWARDEN_INPUT_DIRS: bool(false),
@@ -223,6 +230,15 @@ export interface Config {
     applyLockMs: number;
     /** How long the completion hook and the judge retry a Redis call through an outage. */
     redisRetryMs: number;
+  };
+  /** Independent re-scoring of candidates by the judge (src/eval/). */
+  eval: {
+    /** Most bytes of one model folder downloaded for re-scoring. */
+    maxModelBytes: number;
+    /** onnxruntime intra-op threads per session. */
+    threads: number;
+    /** Bound of one re-score (download, load, score, log). */
+    timeoutMs: number;
   };
   /** The task-input boundary (see src/runners/input-policy.ts). */
   inputs: {
@@ -344,6 +360,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       reconcileMs: e.RUNWARDEN_REVIEW_RECONCILE_MS,
       applyLockMs: e.RUNWARDEN_REVIEW_APPLY_LOCK_MS,
       redisRetryMs: e.RUNWARDEN_REVIEW_REDIS_RETRY_MS,
+    },
+    eval: {
+      maxModelBytes: e.RUNWARDEN_EVAL_MAX_MODEL_BYTES,
+      threads: e.RUNWARDEN_EVAL_THREADS,
+      timeoutMs: e.RUNWARDEN_EVAL_TIMEOUT_MS,
     },
     inputs: {
       roots: (e.RUNWARDEN_INPUT_ROOTS ?? path.join(tasksDir, 'data'))

@@ -211,6 +211,39 @@ export class ReviewAlreadyDecidedError extends RunwardenError {
   }
 }
 
+/** A model file onnxruntime (or runwarden) cannot use: names the file and why. */
+export class ModelInvalidError extends RunwardenError {
+  readonly file: string;
+  constructor(file: string, reason: string) {
+    super(
+      'MODEL_INVALID',
+      `model ${capForEcho(file, 300)} is not a usable ONNX model: ${capForEcho(redactUrisIn(reason), SERVER_MESSAGE_MAX)}. Export it again (torch.onnx.export, skl2onnx with zipmap off, onnx.save) and check it with onnx.checker.check_model.`,
+    );
+    this.file = file;
+  }
+}
+
+/** Feeds that do not fit the model's inputs: names the input, what it expects and what was given. */
+export class ModelInputMismatchError extends RunwardenError {
+  readonly input: string;
+  readonly expected: string;
+  readonly given: string;
+  constructor(
+    input: string,
+    expected: string,
+    given: string,
+    hint = 'build the input to the model signature',
+  ) {
+    super(
+      'MODEL_INPUT_MISMATCH',
+      `input '${capForEcho(input, 200)}': expected ${capForEcho(expected, 300)}, given ${capForEcho(given, 300)}; ${hint}.`,
+    );
+    this.input = input;
+    this.expected = expected;
+    this.given = given;
+  }
+}
+
 /** Narrow an unknown error to a RunwardenError with one of the given codes. */
 export function hasCode<C extends RunwardenErrorCode>(
   err: unknown,

@@ -4,6 +4,7 @@
  * URI when the run stored a model, the current holder of the template's alias with its run's
  * metrics, the workspace.zip artifact, the template's primary metric, and what the policy gates say.
  */
+import { describeRescore, type EvalSettings, rescoreRun } from '../eval/rescore.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { MODEL_ID_TAG } from '../tracking/logged-model.js';
 import { readRun, versionByAlias } from './mlflow-reads.js';
@@ -18,6 +19,7 @@ export async function gatherEvidence(
   client: MlflowClient,
   tasksDir: string,
   item: ReviewItem,
+  opts: { eval?: EvalSettings } = {},
 ): Promise<Evidence> {
   const review = templateReview(tasksDir, item.template);
   const cand = await readRun(client, item.runId);
@@ -57,6 +59,29 @@ export async function gatherEvidence(
       why: 'the run stored no model folder, so there is nothing to register',
     });
   }
+  // The judge's own re-score (once per run; later reads get MLflow's record back).
+  let rescore: Evidence['rescore'];
+  if (review.rescore) {
+    const r = await rescoreRun(client, {
+      run: {
+        runId: item.runId,
+        artifactUri: cand.run.info?.artifact_uri ?? '',
+        metrics: { ...metrics },
+        tags: cand.tags,
+      },
+      def: review.rescore,
+      tasksDir,
+      timestamp: item.createdAt,
+      settings: opts.eval,
+    });
+    const { fresh: _fresh, ...rest } = r;
+    rescore = { ...rest, summary: describeRescore(r) };
+    for (const [k, v] of Object.entries(r.metrics ?? {})) metrics[`eval.${k}`] = v;
+    if (r.rows !== undefined) metrics['eval.rows'] = r.rows;
+    const passed = r.status === 'ok' && !r.flag;
+    if (!passed) policy.passed = false;
+    policy.checks.push({ metric: 'rescore', passed, why: rescore.summary });
+  }
   return {
     item,
     runUrl: client.runUrl(item.experimentId, item.runId),
@@ -72,5 +97,6 @@ export async function gatherEvidence(
     workspaceArtifact: cand.tags[WORKSPACE_ZIP_TAG] !== undefined ? 'workspace.zip' : undefined,
     primaryMetric: review.primaryMetric,
     policy,
+    rescore,
   };
 }

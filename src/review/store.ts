@@ -21,6 +21,7 @@ import {
   RunwardenError,
   ValidationError,
 } from '../errors/index.js';
+import type { EvalSettings } from '../eval/rescore.js';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { retryRedis } from '../queue/records.js';
@@ -58,6 +59,8 @@ export interface ReviewStoreOptions {
   redisRetryMs?: number;
   /** Apply lock lease, renewed every third of it while applying (default 30 s). */
   applyLockMs?: number;
+  /** Re-scoring bounds (src/eval/rescore.ts); defaults when absent. */
+  eval?: EvalSettings;
 }
 
 export interface CreateItemInput {
@@ -210,7 +213,9 @@ export class ReviewStore {
   }
 
   evidence(id: string): Promise<Evidence> {
-    return this.mustGet(id).then((item) => gatherEvidence(this.opts.client, this.opts.tasksDir, item));
+    return this.mustGet(id).then((item) =>
+      gatherEvidence(this.opts.client, this.opts.tasksDir, item, { eval: this.opts.eval }),
+    );
   }
 
   async counts(): Promise<{ pending: number; approve: number; reject: number; rework: number }> {

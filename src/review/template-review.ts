@@ -4,7 +4,7 @@
  * moves (default `champion`; the previous holder gets `previous-<alias>`), the policy gates and the
  * primary metric. A template that is gone (renamed or removed since the task ran) gives defaults.
  */
-import type { Template } from '../model/template.js';
+import type { RescoreDef, Template } from '../model/template.js';
 import { loadTemplate } from '../queue/templates.js';
 import { type Gates, gatesFor } from './policy.js';
 
@@ -16,6 +16,8 @@ export interface TemplateReview {
   primaryMetric?: { name: string; direction: 'min' | 'max' };
   /** Run-relative folder of the model (the attempt stores the template's model folder as `model`). */
   modelPath: string;
+  /** Independent re-scoring of the candidate's ONNX model on a holdout (issue 10). */
+  rescore?: RescoreDef;
 }
 
 export function templateReview(tasksDir: string, name: string): TemplateReview {
@@ -33,5 +35,6 @@ export function templateReview(tasksDir: string, name: string): TemplateReview {
     gates: gatesFor(t?.review?.policy, t?.primary_metric),
     primaryMetric: t?.primary_metric,
     modelPath: 'model',
+    rescore: t?.review?.rescore,
   };
 }

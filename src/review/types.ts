@@ -78,6 +78,27 @@ export interface Evidence {
   workspaceArtifact?: string;
   primaryMetric?: { name: string; direction: 'min' | 'max' };
   policy?: { passed: boolean; checks: PolicyCheck[] };
+  /** The judge's own re-score of the candidate's ONNX model on the template's holdout (src/eval/rescore.ts). */
+  rescore?: RescoreEvidence;
+}
+
+/** A re-score as evidence: both sets of numbers, and `flag` when it disagrees or could not run. */
+export interface RescoreEvidence {
+  status: 'ok' | 'failed';
+  holdout: string;
+  tolerance: number;
+  rows?: number;
+  /** eval.rmse / eval.mae / eval.mse / eval.composite as measured by the judge. */
+  metrics?: { rmse: number; mae: number; mse: number; composite: number };
+  /** Per metric the run reported: reported vs re-scored and the relative gap. */
+  gaps: { metric: string; reportedAs: string; reported: number; rescored: number; gap: number }[];
+  worstGap?: number;
+  /** The line a judge must read first: the re-score disagrees beyond the tolerance, or failed. */
+  flag?: string;
+  reason?: string;
+  modelUri?: string;
+  /** One sentence summing it up (the policy check's text). */
+  summary: string;
 }
 
 /** One alias move, as recorded in MLflow (a registered-model tag and a description row). */
