@@ -136,8 +136,11 @@ async function fromVersion(client: MlflowClient, ref: string, v: ModelVersion): 
       params: { query: { name: v.name, version: v.version } },
     }),
   );
+  // A version registered from a logged model: its model_id, or its source `models:/<model_id>`.
+  const fromSource = v.source?.startsWith('models:/') ? v.source.slice('models:/'.length) : undefined;
+  const modelId = v.model_id || (fromSource && MODEL_ID_RE.test(fromSource) ? fromSource : undefined);
   let sourceRunId = v.run_id;
-  if (!sourceRunId && v.model_id) sourceRunId = (await getLoggedModel(client, v.model_id)).sourceRunId;
+  if (!sourceRunId && modelId) sourceRunId = (await getLoggedModel(client, modelId)).sourceRunId;
   if (!sourceRunId)
     throw refused(
       ref,
@@ -147,7 +150,7 @@ async function fromVersion(client: MlflowClient, ref: string, v: ModelVersion): 
   if (!artifactUri) throw refused(ref, `version ${v.version} has no storage location`);
   return {
     artifactUri,
-    modelId: v.model_id || undefined,
+    modelId,
     sourceRunId,
     experimentId: '',
     name: v.name,
