@@ -4,23 +4,18 @@
  * then, in a run NESTED under the model's training run (same experiment, `mlflow.parentRunId`),
  * opened and closed like every task run (leased, heartbeated, FINISHED/FAILED/KILLED, KILLED on
  * cancel/timeout/shutdown, success only while the queue lock is held): download the whole model
- * folder, bring the data in (URI by the task-input rules, capped in bytes and rows, or inline),
- * score it with onnxruntime-node, and store predictions.csv and predictions.json (MLflow serving's
- * `{"predictions": ...}`), lineage tags (`runwarden.predict.*`), params and `predict.rows`.
+ * folder, bring the data in (predict-data.ts), score it with onnxruntime-node, and store
+ * predictions.csv and predictions.json (MLflow serving's `{"predictions": ...}`), lineage tags
+ * (`runwarden.predict.*`), params and `predict.rows`.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { capForEcho, hasCode, RunwardenError, ValidationError } from '../errors/index.js';
+import { capForEcho, hasCode, RunwardenError } from '../errors/index.js';
 import { downloadModelDir } from '../eval/model-dir.js';
 import { predictWithModel, tableCsv } from '../eval/predict.js';
-import { type PredictInput, parseRequest } from '../eval/request-shapes.js';
-import { parseCsv } from '../eval/table.js';
 import type { Logger } from '../log.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import type { NormalizedTask } from '../model/task-spec.js';
-import { materializeInputs } from '../runners/inputs.js';
-import { canonicalJson } from '../tracking/lineage.js';
 import { type ResolvedModel, resolveModelRef } from '../tracking/model-ref.js';
 import type { RunHandle } from '../tracking/run-handle.js';
 import { startRun } from '../tracking/start-run.js';
@@ -28,87 +23,15 @@ import { RW_TAGS, type TerminalStatus } from '../tracking/tags.js';
 import { lostTask, stopKind, stopReason } from './attempt-stop.js';
 import type { AttemptContext, AttemptOutcome, AttemptSettings } from './attempt-types.js';
 import { settleEarlierAttempts } from './earlier-attempts.js';
-import { DEFAULT_PREDICT_MAX_BYTES, DEFAULT_PREDICT_MAX_ROWS } from './predict-spec.js';
+import { inputRows, loadData, type PredictionSummary, preview } from './predict-data.js';
 
-/** Rows of the predictions table shown in a task's result (and by the MCP tool). */
-export const PREVIEW_ROWS = 20;
-const PREVIEW_COLUMNS = 20;
-const PREVIEW_CELL_CHARS = 100;
-
-export interface PredictionSummary {
-  rows: number;
-  columns: string[];
-  /** At most 20 rows: the last ones for a forecaster (its forecast is the last row), else the first. */
-  preview: (number | string | null)[][];
-  preview_of: 'first' | 'last' | 'all';
-  artifact: string;
-  json_artifact: string;
-  model: { ref: string; source_run: string; version?: string; name?: string; model_id?: string };
-  input_digest: string;
-}
+export type { PredictionSummary } from './predict-data.js';
 
 export interface PredictOutcome extends AttemptOutcome {
   prediction?: PredictionSummary;
   /** The error code of a failure that is the caller's to fix (refused model, bad data). */
   errorCode?: string;
 }
-
-const sha256 = (b: string | Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-function preview(table: { columns: string[]; rows: (number | string | null)[][] }, last: boolean) {
-  const cap = (v: number | string | null) => (typeof v === 'string' ? capForEcho(v, PREVIEW_CELL_CHARS) : v);
-  const pick =
-    table.rows.length <= PREVIEW_ROWS
-      ? table.rows
-      : last
-        ? table.rows.slice(-PREVIEW_ROWS)
-        : table.rows.slice(0, PREVIEW_ROWS);
-  return {
-    columns: table.columns.slice(0, PREVIEW_COLUMNS),
-    preview: pick.map((r) => r.slice(0, PREVIEW_COLUMNS).map(cap)),
-    preview_of: (table.rows.length <= PREVIEW_ROWS
-      ? 'all'
-      : last
-        ? 'last'
-        : 'first') as PredictionSummary['preview_of'],
-  };
-}
-
-/** Brings the data in: a URI as a file (capped in bytes, then parsed: .json as a request, else CSV). */
-async function loadData(
-  client: MlflowClient,
-  settings: AttemptSettings,
-  data: NonNullable<NormalizedTask['predict']>['data'],
-  dir: string,
-  signal: AbortSignal,
-): Promise<{ input: PredictInput; digest: string }> {
-  const maxRows = settings.predict?.maxRows ?? DEFAULT_PREDICT_MAX_ROWS;
-  const maxBytes = settings.predict?.maxBytes ?? DEFAULT_PREDICT_MAX_BYTES;
-  if (typeof data !== 'string')
-    return { input: parseRequest('predict.data', data, maxRows), digest: sha256(canonicalJson(data)) };
-  const local = (await materializeInputs(client, { data }, dir, settings.inputs, { signal })).data!;
-  const size = (await stat(local)).size;
-  if (size > maxBytes)
-    throw new ValidationError(
-      'predict.data',
-      `the file is ${size} bytes, more than ${maxBytes} (RUNWARDEN_PREDICT_MAX_BYTES); split it into several predictions`,
-    );
-  const bytes = await readFile(local);
-  const text = bytes.toString('utf8');
-  if (/\.json$/i.test(local)) {
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (err) {
-      throw new ValidationError('predict.data', `is not JSON: ${capForEcho((err as Error).message, 200)}`);
-    }
-    return { input: parseRequest('predict.data', body, maxRows), digest: sha256(bytes) };
-  }
-  return { input: { kind: 'table', table: parseCsv(text, { maxRows }) }, digest: sha256(bytes) };
-}
-
-const inputRows = (i: PredictInput) =>
-  i.kind === 'table' ? i.table.rows.length : ((i.unnamed ?? Object.values(i.tensors)[0])?.dims[0] ?? 0);
 
 async function predictInRun(
   client: MlflowClient,
