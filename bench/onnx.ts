@@ -11,20 +11,17 @@
 // --repeat passes of each mode; the table shows the median rows/s, its ratio to Python in the
 // same mode, and every pass. The outputs of the full set must agree across the three paths
 // (max |difference| <= 1e-4) or the bench fails. Target: runwarden batched >= 0.9x Python batched.
-// runwarden's path runs from dist/ (rebuilt with tsc when older than src/eval/): its worker thread
-// loads onnx-worker.js, and under Node 20 tsx's loader does not reach worker threads, so from src/
-// the worker cannot load onnx-worker.ts.
 // Usage: npm run bench:onnx -- [--rows N] [--batch B] [--single R] [--warmup W] [--repeat K]
 
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { DEFAULT_CHUNK_ROWS, openOnnxModel } from '../src/eval/onnx-session.js';
 import { repoRoot } from '../test/support/services.js';
 import { fmtInt, formatTable, median, positiveInt, pythonBin, requireVenv } from './support.js';
 
@@ -44,30 +41,6 @@ const MODES: readonly Mode[] = ['batched', 'full', 'single'];
 type Rates = Record<Mode, number[]>;
 
 const log = (msg: string) => process.stderr.write(`bench:onnx: ${msg}\n`);
-
-type OnnxSessionModule = typeof import('../src/eval/onnx-session.js');
-
-/** dist/eval/onnx-session.js, rebuilt (tsc -p tsconfig.build.json) when older than its sources. */
-async function loadRunwardenPath(): Promise<OnnxSessionModule> {
-  const js = join(repoRoot, 'dist', 'eval', 'onnx-session.js');
-  const sources = ['onnx-session.ts', 'onnx-worker.ts'].map((f) => join(repoRoot, 'src', 'eval', f));
-  const mtime = (f: string) => (existsSync(f) ? statSync(f).mtimeMs : 0);
-  const built = Math.min(mtime(js), mtime(join(repoRoot, 'dist', 'eval', 'onnx-worker.js')));
-  if (!built || sources.some((f) => mtime(f) > built)) {
-    log('dist/eval is missing or older than src/eval: tsc -p tsconfig.build.json (~30-60 s) ...');
-    // tsc emits even when it reports type errors elsewhere in the tree; only a missing file stops us.
-    spawnSync(
-      process.execPath,
-      [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-      {
-        cwd: repoRoot,
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
-    if (!existsSync(js)) throw new Error(`the build did not produce ${js}`);
-  }
-  return (await import(pathToFileURL(js).href)) as OnnxSessionModule;
-}
 
 function parseCli(): Options {
   const { values: v } = parseArgs({
@@ -180,7 +153,6 @@ async function main(): Promise<void> {
     await python(['build', model]);
     const x = makeData(o.rows);
     writeFileSync(dataFile, Buffer.from(x.buffer, x.byteOffset, x.byteLength));
-    const { openOnnxModel, DEFAULT_CHUNK_ROWS } = await loadRunwardenPath();
     const load0 = loadavg()[0]!;
 
     log(`python onnxruntime: ${o.warmup} warm-up runs, ${o.repeat} passes of each mode`);
@@ -225,23 +197,37 @@ async function main(): Promise<void> {
       return out.y!.data as Float32Array;
     };
 
+    // Diagnostic: the same path, but the caller hands over a copy of just its rows instead of a
+    // view into the whole data set. Posting a typed-array view to a worker structured-clones its
+    // WHOLE backing buffer (here rows x 32 x 4 bytes per call); the gap between the two rows is that
+    // copy.
+    const viaRunwardenCopied: Score = async (data, from, rows) => {
+      const out = await rw.run({
+        x: { data: data.slice(from * FEATURES, (from + rows) * FEATURES), dims: [rows, FEATURES] },
+      });
+      return out.y!.data as Float32Array;
+    };
+
     const rawRates: Rates = { batched: [], full: [], single: [] };
     const rwRates: Rates = { batched: [], full: [], single: [] };
-    await warmUp(raw, x, o);
-    await warmUp(viaRunwarden, x, o);
-    let rawFull: ArrayLike<number> = [];
-    let rwFull: ArrayLike<number> = [];
+    const rwCopiedRates: Rates = { batched: [], full: [], single: [] };
+    const scorers: [Score, Rates][] = [
+      [raw, rawRates],
+      [viaRunwarden, rwRates],
+      [viaRunwardenCopied, rwCopiedRates],
+    ];
+    for (const [score] of scorers) await warmUp(score, x, o);
+    const fulls = new Map<Rates, ArrayLike<number>>();
     for (let k = 0; k < o.repeat; k++) {
       log(`node pass ${k + 1}/${o.repeat}`);
-      // Alternate which Node path goes first, so a slow moment does not always hit the same one.
-      if (k % 2 === 0) {
-        rawFull = await timeModes(raw, x, o, rawRates);
-        rwFull = await timeModes(viaRunwarden, x, o, rwRates);
-      } else {
-        rwFull = await timeModes(viaRunwarden, x, o, rwRates);
-        rawFull = await timeModes(raw, x, o, rawRates);
+      // Rotate which Node path goes first, so a slow moment does not always hit the same one.
+      for (let j = 0; j < scorers.length; j++) {
+        const [score, rates] = scorers[(j + k) % scorers.length]!;
+        fulls.set(rates, await timeModes(score, x, o, rates));
       }
     }
+    const rawFull = fulls.get(rawRates)!;
+    const rwFull = fulls.get(rwRates)!;
     await rw.close();
     await session.release();
 
@@ -260,6 +246,7 @@ async function main(): Promise<void> {
     };
     const paths: [string, Rates][] = [
       [`runwarden openOnnxModel (worker thread, chunks of ${fmtInt(DEFAULT_CHUNK_ROWS)})`, rwRates],
+      ['  same, caller passes a copy of its rows (diagnostic)', rwCopiedRates],
       ['onnxruntime-node, main thread', rawRates],
       ['python onnxruntime (baseline)', py],
     ];
