@@ -238,7 +238,9 @@ export async function logModel(
       }),
     )
   ).model;
-  const { status: _s, ...ref } = refOf(done);
+  // A create whose answer was lost may have landed only now: one model per key stays (READY first).
+  const kept = (await keepOne(client, await modelsWithKey(client, run.experimentId, key))) ?? done;
+  const { status: _s, ...ref } = refOf(kept);
   return ref;
 }
 
