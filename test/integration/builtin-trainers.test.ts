@@ -3,14 +3,17 @@
 // history, test metrics and composite, the ONNX model folder, the loss-curve PNG and
 // workspace.zip; a long builtin task is cancelled like a shell one (its run ends KILLED). And the
 // exported model, made an MLflow model folder, predicts through Python's mlflow.pyfunc.load_model
-// exactly what the TypeScript model predicts.
+// exactly what the TypeScript model predicts, and the judge's re-score on the holdout backs the
+// metrics each run reported.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { rescoreRun } from '../../src/eval/rescore.js';
 import { parseCsv } from '../../src/eval/table.js';
 import { downloadFile, listArtifacts } from '../../src/index.js';
 import { TaskQueue } from '../../src/queue/task-queue.js';
+import { loadTemplate } from '../../src/queue/templates.js';
 import { predictRaw } from '../../src/runners/builtin/model.js';
 import { windowsAsList, writeModelFolder } from '../../src/runners/builtin/outputs.js';
 import { trainForecaster } from '../../src/runners/builtin/trainers.js';
@@ -59,7 +62,7 @@ describe('built-in trainers through a worker', () => {
   ];
 
   it.each(cases)(
-    '%s: runs through a worker into a FINISHED run with per-step history, test metrics, the ONNX model folder, loss curve and workspace.zip',
+    "%s: runs through a worker into a FINISHED run with per-step history, test metrics, the ONNX MLflow model, loss curve and workspace.zip, and the judge's holdout re-score backs its metrics",
     async (template, params, steps, bestKey) => {
       const { task } = await queue.enqueue({
         template,
@@ -92,6 +95,7 @@ describe('built-in trainers through a worker', () => {
           'plots/loss_curve.png',
           'predictions/predictions.csv',
           'model/model.onnx',
+          'model/MLmodel',
           'model/features.json',
           'model/input_example.json',
         ]),
@@ -109,6 +113,22 @@ describe('built-in trainers through a worker', () => {
         input: 'window',
         output: 'forecast',
       });
+      // The judge's re-score of the stored ONNX model on the 104 holdout weeks backs what it reported.
+      const rescore = await rescoreRun(client, {
+        run: {
+          runId,
+          artifactUri: run.artifact_uri,
+          metrics: run.metrics as Record<string, number>,
+          tags: run.tags,
+        },
+        def: loadTemplate(tasksDir, template).review!.rescore!,
+        tasksDir,
+        timestamp: Date.now(),
+      });
+      expect(rescore.status, rescore.reason).toBe('ok');
+      expect(rescore.flag).toBeUndefined();
+      expect(rescore.rows).toBe(96);
+      expect(rescore.worstGap).toBeLessThan(1);
       const zip = path.join(workDir, `${template}.zip`);
       await downloadFile(client, run.artifact_uri, 'workspace.zip', zip);
       await expect(
