@@ -8,6 +8,7 @@ import { runCancel, runEnqueue, runStatus } from './enqueue.js';
 import { runHistory } from './history.js';
 import { runJudgeCommand } from './judge.js';
 import { runMcp, runServe } from './mcp.js';
+import { runPredict } from './predict.js';
 import { runPrepare } from './prepare.js';
 import { runReap } from './reap.js';
 import { runUp } from './up.js';
@@ -28,6 +29,7 @@ Commands:
   enqueue   queue a training task from a template or spec file (--wait shows progress)
   status    queue counts and active tasks
   cancel    cancel a task (waiting or running) from any machine
+  predict   predict with a model (models:/name@alias, /version, models:/m-id, runs:/) on data
   prepare   build task templates' Python environments ahead of first use
   reap      close runs whose lease expired (once)
 
@@ -48,6 +50,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   enqueue: (argv) => runEnqueue(argv, () => loadConfig()),
   status: (argv) => runStatus(argv, () => loadConfig()),
   cancel: (argv) => runCancel(argv, () => loadConfig()),
+  predict: (argv) => runPredict(argv, () => loadConfig()),
   prepare: (argv) => runPrepare(argv, () => loadConfig()),
 };
 

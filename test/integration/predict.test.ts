@@ -33,6 +33,7 @@ import { writeTinyForecaster } from '../support/onnx-model.js';
 import { pyGetRun, pyListArtifacts } from '../support/python.js';
 import {
   fixtureTasksDir,
+  runCli,
   startWorkerProcess,
   stopAllWorkers,
   taskEnv,
@@ -57,6 +58,7 @@ const SPEC = {
 const CSV = `week,cases,rain\n${Array.from({ length: 12 }, (_, i) => `${i + 1},${10 + 3 * i + (i % 3)},${(i * 7) % 5}.5`).join('\n')}\n`;
 
 let workDir = '';
+let workerEnv: WorkerEnv;
 let dataFile = '';
 let serve: ServeProcess | undefined;
 let worker: WorkerProcess | undefined;
@@ -132,6 +134,7 @@ beforeAll(async () => {
   await noModel.end('FINISHED');
 
   const env: WorkerEnv = { mlflowUrl, redisUrl, prefix, workDir, env: { RUNWARDEN_INPUT_ROOTS: dataDir } };
+  workerEnv = env;
   queue = new TaskQueue({
     redisUrl,
     prefix,
@@ -332,6 +335,31 @@ describe('predict', () => {
     expect(text).toMatch(/\[-1, 4, 2\]/);
     expect(text).toContain('[1, 4, 3]');
   }, 180_000);
+});
+
+describe('runwarden predict', () => {
+  it('runwarden predict: a local CSV sent inline with --wait prints the predictions and exits 0; a model from a FAILED run exits 1 with PREDICT_REFUSED and the reason', async () => {
+    const ok = await runCli(
+      ['predict', `models:/${modelName}@champion`, '--data', dataFile, '--wait', '--force'],
+      taskEnv(workerEnv),
+      180_000,
+    );
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/completed: 9 predictions → .*predictions\.csv/);
+    expect(ok.out).toContain('week,prediction,actual');
+    const last = ok.out.trimEnd().split('\n').at(-1)!.split(',');
+    expect(last[0]).toBe('after:12');
+    expect(Number(last[1])).toBeCloseTo(expected.at(-1)!, 5);
+
+    const refused = await runCli(
+      ['predict', `runs:/${failedRunId}/model`, '--data', dataFile],
+      taskEnv(workerEnv),
+      60_000,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('PREDICT_REFUSED');
+    expect(refused.err).toContain('loss diverged at epoch 3');
+  }, 240_000);
 });
 
 function featuresOf() {
