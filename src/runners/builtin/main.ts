@@ -22,7 +22,7 @@ import { InputError } from './dataset.js';
 import { createEmitter } from './emit.js';
 import { predictRaw } from './model.js';
 import { writeLossCurve, writeModelFolder, writePredictions } from './outputs.js';
-import { trainForecaster } from './trainers.js';
+import { resolveParams, trainForecaster } from './trainers.js';
 
 class UsageError extends Error {}
 
@@ -60,6 +60,9 @@ export async function main(argv: string[]): Promise<void> {
   const outDir = path.resolve(values.out ?? config.output_dir ?? 'output');
   const rw = createEmitter();
 
+  rw.tag('model_family', trainer === 'ridge-forecast' ? 'linear' : 'mlp');
+  rw.tag('trainer', `builtin:${trainer}`);
+  for (const [k, v] of Object.entries(resolveParams(trainer, config.params))) rw.param(k, v);
   const table = parseCsv(await readFile(series, 'utf8'), { maxRows: 100_000 });
   const every = (total: number) => Math.max(1, Math.floor(total / 100));
   const t = trainForecaster(trainer, config.params, table, {
@@ -75,10 +78,7 @@ export async function main(argv: string[]): Promise<void> {
         );
     },
   });
-  const family = trainer === 'ridge-forecast' ? 'linear' : 'mlp';
-  rw.tag('model_family', family);
-  rw.tag('trainer', `builtin:${trainer}`);
-  const reported = { ...t.params, ...t.selected, ...t.data.sizes, features: t.data.spec.columns.join(',') };
+  const reported = { ...t.selected, ...t.data.sizes, features: t.data.spec.columns.join(',') };
   for (const [k, v] of Object.entries(reported)) rw.param(k, v);
 
   const { data, forecaster } = t;
