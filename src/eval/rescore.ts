@@ -18,6 +18,7 @@ import { listArtifacts } from '../mlflow/artifacts.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
 import type { RescoreDef } from '../model/template.js';
 import { resolveLocalInput } from '../runners/input-policy.js';
+import { getLoggedModel, MODEL_ID_TAG } from '../tracking/logged-model.js';
 import { type FeatureSpec, parseFeatureSpec } from './features.js';
 import { errorMetrics, scoredCount } from './metrics.js';
 import { downloadModelDir } from './model-dir.js';
@@ -32,7 +33,6 @@ export const EVAL_TAGS = {
   gap: 'runwarden.eval.gap',
   note: 'runwarden.eval.note',
 } as const;
-export const MODEL_ID_TAG = 'runwarden.model_id';
 /** Longest `runwarden.eval.note`. */
 export const EVAL_NOTE_MAX = 1000;
 /** Largest holdout file read (bytes). */
@@ -123,18 +123,17 @@ function judge(res: RescoreResult): RescoreResult {
   return res;
 }
 
-/** One sentence for notes and the policy check. */
+/** One sentence for notes and the policy check: the flag first when there is one, then every pair. */
 export function describeRescore(r: RescoreResult): string {
-  if (r.flag) return r.flag;
-  if (!r.metrics) return 're-score: no metrics';
+  if (!r.metrics) return r.flag ?? 're-score: no metrics';
   const pairs = r.gaps
     .map((g) => `${g.reportedAs} ${num(g.reported)} vs ${num(g.rescored)} (${pct(g.gap)})`)
     .join(', ');
+  const within = `within ${pct(r.tolerance).replace('+', '')}`;
+  if (r.flag) return `${r.flag} Reported vs re-scored: ${pairs}.`;
   return (
     `re-scored on ${r.rows} rows of ${r.holdout}: rmse ${num(r.metrics.rmse)}, composite ${num(r.metrics.composite)}; ` +
-    (pairs
-      ? `reported vs re-scored ${pairs}, within ${pct(r.tolerance).replace('+', '')}.`
-      : 'the run reported no comparable metric.')
+    (pairs ? `reported vs re-scored ${pairs}, ${within}.` : 'the run reported no comparable metric.')
   );
 }
 
@@ -198,11 +197,8 @@ async function findModel(
 ): Promise<{ artifactUri: string; modelId?: string; uri: string }> {
   const modelId = run.tags[MODEL_ID_TAG];
   if (modelId) {
-    const got = await ok(
-      client.api.GET('/api/2.0/mlflow/logged-models/{model_id}', { params: { path: { model_id: modelId } } }),
-    );
-    const uri = got.model?.info?.artifact_uri;
-    if (uri) return { artifactUri: uri, modelId, uri: `models:/${modelId}` };
+    const ref = await getLoggedModel(client, modelId);
+    return { artifactUri: ref.artifactUri, modelId, uri: `models:/${modelId}` };
   }
   const files = await listArtifacts(client, run.runId, 'model').catch(() => []);
   if (!files.some((f) => f.path === 'model/model.onnx'))
