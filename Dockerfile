@@ -8,7 +8,7 @@ COPY src ./src
 RUN npm ci --ignore-scripts && npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates fonts-dejavu-core \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production RUNWARDEN_DATA_DIR=/data RUNWARDEN_HTTP_HOST=0.0.0.0

@@ -92,4 +92,15 @@ else
   have redis-server || die "install redis-server: sudo apt-get install redis-server, or brew install redis"
 fi
 
+# --- A font for chart text ------------------------------------------------------------------
+# Loss curves are drawn as SVG and rendered to PNG by resvg, which draws text with a system font:
+# without one a chart has lines but no axis labels or title.
+if [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { have fc-list && [ -n "$(fc-list 2>/dev/null | head -1)" ]; }; then
+  say "a system font is present"
+elif is_root && have apt-get; then
+  apt_install fonts-dejavu-core
+else
+  say "warning: no system font found; charts will have no text (sudo apt-get install fonts-dejavu-core)"
+fi
+
 say "everything is present"
