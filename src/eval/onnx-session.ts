@@ -107,6 +107,14 @@ export function checkFeeds(inputs: ValueInfo[], feeds: Record<string, TensorValu
   }
 }
 
+/**
+ * postMessage structured-clones a typed array's WHOLE backing buffer, even for a small view into
+ * it (a chunk, a caller's batch): send a copy of just the view's bytes instead (bench:onnx).
+ */
+function compact(d: TensorData): TensorData {
+  return d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : (d.slice() as TensorData);
+}
+
 function sliceRows(v: TensorValue, from: number, to: number): TensorValue {
   const per = v.dims.slice(1).reduce((a, b) => a * b, 1);
   return { data: v.data.subarray(from * per, to * per) as TensorData, dims: [to - from, ...v.dims.slice(1)] };
@@ -213,7 +221,7 @@ export async function openOnnxModel(dirOrFile: string, opts: OpenOptions = {}): 
         feeds: Object.fromEntries(
           Object.entries(feeds).map(([k, v]) => [
             k,
-            { type: TYPE_OF[v.data.constructor.name], data: v.data, dims: v.dims },
+            { type: TYPE_OF[v.data.constructor.name], data: compact(v.data), dims: v.dims },
           ]),
         ),
       });
