@@ -3,8 +3,9 @@
  * the run (UI link), its metrics and params, the candidate model URI, the current champion with
  * its metrics, the primary metric compared side by side, the policy's checks when there are any,
  * and the decision once there is one. Lists are bounded (100 metrics, 100 params) and every value
- * capped, whatever the run holds. Also holds what the review tools share (`reviewsOf`, the
- * decision shape).
+ * capped, whatever the run holds. When the template re-scores (review.rescore), the judge's own
+ * numbers come with the run's, and a disagreement or a failed re-score heads the text. Also holds
+ * what the review tools share (`reviewsOf`, the decision shape).
  */
 import { z } from 'zod';
 import { capForEcho, RunwardenError } from '../../errors/index.js';
@@ -131,6 +132,31 @@ const reviewOutput = {
       checks: z.array(z.object({ metric: z.string(), passed: z.boolean(), why: z.string() })),
     })
     .optional(),
+  /** The judge's own re-score of the candidate's ONNX model on the template's holdout. */
+  rescore: z
+    .object({
+      status: z.enum(['ok', 'failed']),
+      holdout: z.string(),
+      tolerance: z.number(),
+      rows: z.number().optional(),
+      metrics: z
+        .object({ rmse: z.number(), mae: z.number(), mse: z.number(), composite: z.number() })
+        .optional(),
+      gaps: z.array(
+        z.object({
+          metric: z.string(),
+          reported_as: z.string(),
+          reported: metricValue,
+          rescored: metricValue,
+          gap: metricValue,
+        }),
+      ),
+      worst_gap: metricValue.optional(),
+      /** Set when the re-score disagrees beyond the tolerance or could not run: read it first. */
+      flag: z.string().optional(),
+      summary: z.string(),
+    })
+    .optional(),
   decision: decisionShape.optional(),
   outcome: outcomeShape.optional(),
   /** Why applying the decision failed for good (state `failed`). */
@@ -190,6 +216,23 @@ export function toReviewOutput(e: Evidence): ReviewOutput {
         why: capForEcho(c.why, 500),
       })),
     },
+    rescore: e.rescore && {
+      status: e.rescore.status,
+      holdout: capForEcho(e.rescore.holdout, 500),
+      tolerance: e.rescore.tolerance,
+      rows: e.rescore.rows,
+      metrics: e.rescore.metrics,
+      gaps: e.rescore.gaps.map((g) => ({
+        metric: g.metric,
+        reported_as: g.reportedAs,
+        reported: toMetricValue(g.reported),
+        rescored: toMetricValue(g.rescored),
+        gap: toMetricValue(g.gap),
+      })),
+      worst_gap: e.rescore.worstGap === undefined ? undefined : toMetricValue(e.rescore.worstGap),
+      flag: e.rescore.flag === undefined ? undefined : capForEcho(e.rescore.flag, 1_000),
+      summary: capForEcho(e.rescore.summary, 1_500),
+    },
     decision: item.decision && toDecision(item.decision),
     outcome: toOutcome(item.outcome),
     failure: item.failure === undefined ? undefined : capForEcho(item.failure, 1_000),
@@ -202,6 +245,8 @@ const fmt = (v: number | string | undefined): string =>
 /** The text mirror: what a judge reads first. */
 export function describeReview(o: ReviewOutput): string {
   const lines = [
+    // A re-score that disagrees with the run, or could not run, comes before everything else.
+    ...(o.rescore?.flag ? [`⚠ ${o.rescore.flag}`] : []),
     `Review ${o.review_id} (${o.mode}, ${o.state}): task ${o.task_id} (${o.template})` +
       `${o.sweep_id ? `, best child of sweep ${o.sweep_id}` : ''}, run ${o.run_id} ${o.run_url}.`,
   ];
@@ -224,6 +269,8 @@ export function describeReview(o: ReviewOutput): string {
   lines.push(`Metrics${more}: ${capForEcho(JSON.stringify(o.metrics), 1500)}`);
   if (o.champion) lines.push(`Champion metrics: ${capForEcho(JSON.stringify(o.champion.metrics), 1500)}`);
   lines.push(`Candidate model: ${o.candidate_model_uri ?? 'none (the run logged no model)'}.`);
+  if (o.rescore && !o.rescore.flag) lines.push(`Re-score: ${o.rescore.summary}`);
+  else if (o.rescore?.flag) lines.push(`Re-score details: ${o.rescore.summary}`);
   if (o.policy)
     lines.push(
       `Policy ${o.policy.passed ? 'passed' : 'failed'}: ${o.policy.checks.map((c) => `${c.metric} ${c.passed ? 'ok' : 'FAIL'} (${c.why})`).join('; ')}`,

@@ -1,11 +1,13 @@
 /**
  * Tool `list_pending_reviews`: the review items waiting for a decision, oldest first, with each
  * one's task, template, run (UI link), creation time and the value of its template's primary
- * metric. The values come from one MLflow search for the whole page; when MLflow cannot answer,
- * the list still comes back (from Redis) without them and says so.
+ * metric, and a warning at the top for each item whose re-score disagreed with its run or could
+ * not run (the run's `runwarden.eval.note`). The values come from one MLflow search for the whole
+ * page; when MLflow cannot answer, the list still comes back (from Redis) without them and says so.
  */
 import { z } from 'zod';
 import { capForEcho } from '../../errors/index.js';
+import { EVAL_TAGS } from '../../eval/rescore.js';
 import { type ReviewItem, withComposite } from '../../review/index.js';
 import { searchRuns } from '../../tracking/search.js';
 import type { ToolContext } from '../context.js';
@@ -27,7 +29,7 @@ function primaryMetrics(ctx: ToolContext): Map<string, string> {
 async function runMetrics(
   ctx: ToolContext,
   items: ReviewItem[],
-): Promise<{ metrics?: Map<string, Record<string, number>>; error?: string }> {
+): Promise<{ metrics?: Map<string, Record<string, number>>; flags?: Map<string, string>; error?: string }> {
   if (!items.length) return { metrics: new Map() };
   // Ids from the store; only id-shaped ones go into the filter.
   const runIds = [...new Set(items.map((i) => i.runId))].filter((r) => /^[A-Za-z0-9_-]{1,64}$/.test(r));
@@ -39,7 +41,14 @@ async function runMetrics(
       viewType: 'ALL',
       limit: runIds.length,
     });
+    // A re-score that disagreed or failed leaves its note on the run (src/eval/rescore.ts).
+    const flags = new Map<string, string>();
+    for (const r of runs) {
+      const note = (r.data?.tags ?? []).find((t) => t.key === EVAL_TAGS.note)?.value;
+      if (note && r.info?.run_id) flags.set(r.info.run_id, capForEcho(note, 500));
+    }
     return {
+      flags,
       metrics: new Map(
         runs.map((r) => [
           r.info?.run_id ?? '',
@@ -80,6 +89,8 @@ export const listPendingReviewsTool = defineTool({
         created_at: z.string(),
         metric: z.string().optional(),
         value: metricValue.optional(),
+        /** The judge's re-score disagreed with the run or could not run: why. */
+        rescore_flag: z.string().optional(),
       }),
     ),
     more: z.boolean(),
@@ -91,7 +102,7 @@ export const listPendingReviewsTool = defineTool({
     const page = await reviewsOf(ctx).list({ states: ['pending'], mode, limit: limit + 1 });
     const items = page.slice(0, limit);
     const primary = primaryMetrics(ctx);
-    const { metrics, error } = await runMetrics(ctx, items);
+    const { metrics, flags, error } = await runMetrics(ctx, items);
     const reviews = items.map((i) => {
       const pm = primary.get(i.template);
       const value: MetricValue | undefined =
@@ -108,6 +119,7 @@ export const listPendingReviewsTool = defineTool({
         created_at: iso(i.createdAt),
         metric: pm,
         value,
+        rescore_flag: flags?.get(i.runId),
       };
     });
     const more = page.length > limit;
@@ -116,8 +128,10 @@ export const listPendingReviewsTool = defineTool({
         `${r.review_id} task ${r.task_id} (${r.template}) run ${r.run_id} since ${r.created_at}` +
         `${r.metric ? ` ${r.metric}=${r.value ?? '?'}` : ''} ${r.run_url}`,
     );
+    // Flagged items first, before the list: an agent must not miss them.
+    const flagged = reviews.filter((r) => r.rescore_flag).map((r) => `⚠ ${r.review_id}: ${r.rescore_flag}`);
     const text = reviews.length
-      ? `${lines.join('\n')}${more ? `\nMore are waiting: raise limit (max 100) or decide these first.` : ''}` +
+      ? `${[...flagged, ...lines].join('\n')}${more ? `\nMore are waiting: raise limit (max 100) or decide these first.` : ''}` +
         `${error ? `\nMetric values unavailable (MLflow: ${error}).` : ''}`
       : `No ${mode} reviews pending.`;
     return { structured: { reviews, more }, text };
