@@ -163,12 +163,9 @@ afterAll(async () => {
 interface PredictOut {
   task_id: string;
   state: string;
-  finished: boolean;
-  run_id?: string;
+  run_url?: string;
   rows?: number;
-  columns?: string[];
   preview?: (number | string | null)[][];
-  artifact?: string;
 }
 
 const predictions = (preview: (number | string | null)[][]) => preview.map((r) => Number(r[1]));
@@ -183,17 +180,19 @@ describe('predict', () => {
     });
     expect(out.state, JSON.stringify(out)).toBe('completed');
     expect(out.rows).toBe(9);
-    expect(out.columns).toEqual(['week', 'prediction', 'actual']);
-    const got = predictions(out.preview!);
+    // The header row, then the rows.
+    expect(out.preview![0]).toEqual(['week', 'prediction', 'actual']);
+    const got = predictions(out.preview!.slice(1));
     expect(got).toHaveLength(expected.length);
     for (const [i, v] of got.entries()) expect(v).toBeCloseTo(expected[i]!, 5);
     // The last prediction is the forecast for the row after the table.
     expect(out.preview!.at(-1)![0]).toBe('after:12');
 
-    const run = await pyGetRun(mlflowUrl, out.run_id!);
+    const runId = out.run_url!.split('/').at(-1)!;
+    const run = await pyGetRun(mlflowUrl, runId);
     expect(run.status).toBe('FINISHED');
     const rest = await client.api.GET('/api/2.0/mlflow/runs/get', {
-      params: { query: { run_id: out.run_id! } },
+      params: { query: { run_id: runId } },
     });
     expect(rest.data?.run.info.experiment_id).toBe(experimentId);
     expect(run.tags['mlflow.parentRunId']).toBe(trainRunId);
@@ -205,7 +204,7 @@ describe('predict', () => {
     expect(run.params['predict.model']).toBe(ref);
     expect(run.params['predict.rows']).toBe('12');
     expect(run.metrics['predict.rows']).toBe(9);
-    const files = (await pyListArtifacts(mlflowUrl, out.run_id!)).map((a) => a.path);
+    const files = (await pyListArtifacts(mlflowUrl, runId)).map((a) => a.path);
     expect(files).toEqual(expect.arrayContaining(['predictions.csv', 'predictions.json']));
     const json = JSON.parse(
       (await readArtifact(client, run.artifact_uri, 'predictions.json', 1_000_000)).bytes.toString('utf8'),

@@ -27,30 +27,27 @@ export const predictTool = defineTool({
   name: 'predict',
   title: 'Predict',
   description:
-    'Predict with a model (models:/name@alias, models:/name/version, models:/m-id, runs:/id/path) on data (URI, or ' +
-    'mlflow serve shapes). Runs nested under the training run; returns a preview of at most 20 rows. Refuses failed runs.',
+    'Predict with an approved model on data; runs nested under its training run. Refuses models of failed runs. ' +
+    'Returns ≤20 rows (get_task: the rest).',
   input: {
-    model: z.string().min(1).max(1000).describe('e.g. models:/forecaster@champion or runs:/<run_id>/model'),
+    model: z
+      .string()
+      .min(1)
+      .max(1000)
+      .describe('models:/name@alias, models:/name/version, models:/m-id, runs:/id/path'),
     // Checked by the queue (each bad field named); a loose schema keeps tools/list short.
     data: z
       .union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())])
-      .describe(
-        'URI (file://, runs:/, mlflow-artifacts:/, http…) or {dataframe_split|dataframe_records|inputs|instances}',
-      ),
-    wait_seconds: z.number().min(0).max(120).optional().describe('Wait for the result (default 30, max 120)'),
-    force: z.boolean().optional().describe('Predict again even if this model+data was predicted'),
+      .describe('URI, or {dataframe_split|dataframe_records|inputs|instances}'),
+    wait_seconds: z.number().min(0).max(120).optional().describe('Default 30'),
   },
   output: {
     task_id: z.string(),
     state: z.string(),
-    finished: z.boolean(),
-    existing: z.boolean(),
-    run_id: z.string().optional(),
     run_url: z.string().optional(),
     rows: z.number().optional(),
-    columns: z.array(z.string()).optional(),
-    preview: z.array(z.array(z.union([z.number(), z.string(), z.null()]))).optional(),
-    artifact: z.string().optional(),
+    // The header row, then at most 20 rows.
+    preview: z.array(z.array(z.unknown())).optional(),
     reason: z.string().optional(),
   },
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
@@ -68,7 +65,6 @@ export const predictTool = defineTool({
     const tasks = tasksOf(ctx);
     const { task, existing } = await tasks.enqueue({
       predict: { model: args.model, data: args.data },
-      force: args.force === true,
     });
     const limitMs = (args.wait_seconds ?? 30) * 1000;
     const started = Date.now();
@@ -90,14 +86,9 @@ export const predictTool = defineTool({
     const structured = {
       task_id: task.taskId,
       state,
-      finished: isTerminal(state),
-      existing,
-      run_id: run?.run_id,
       run_url: run?.url,
       rows: p?.rows,
-      columns: p?.columns,
-      preview: p?.preview,
-      artifact: p?.artifact,
+      preview: p ? [p.columns, ...p.preview] : undefined,
       reason: state === 'completed' ? undefined : info?.reason?.slice(0, 1000),
     };
     const text = p
