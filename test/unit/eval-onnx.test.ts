@@ -162,7 +162,7 @@ describe('openOnnxModel', () => {
         `200k-row re-score: ${took.toFixed(0)} ms in all, main-thread max event-loop delay ${maxDelayMs.toFixed(1)} ms`,
       );
       expect(out.y!.dims).toEqual([rows, 1]);
-      expect(took).toBeGreaterThan(300); // the work is big enough to matter
+      expect(took).toBeGreaterThan(150); // the work is big enough to matter (360 ms unloaded, reference)
       // A one-shot run on this thread blocks it for the whole run (measured: 1,366 ms of 1,394 ms).
       // 100 ms, or a fifth of the run when a loaded machine makes the run itself slow.
       expect(maxDelayMs).toBeLessThan(Math.max(100, took / 5));
