@@ -20,7 +20,7 @@ import { downloadFile, listArtifacts } from '../../src/index.js';
 import { TaskQueue } from '../../src/queue/task-queue.js';
 import { verifyZip } from '../../src/runners/zip.js';
 import { testClient, uniqueName } from '../support/clients.js';
-import { pyGetRun, pyMetricHistory } from '../support/python.js';
+import { pyGetRun, pyMetricHistory, runPythonMlflow } from '../support/python.js';
 import { repoRoot } from '../support/services.js';
 import { sleep, waitForTaskState } from '../support/tasks.js';
 
@@ -88,10 +88,12 @@ afterAll(async () => {
  * The ONNX model folder of a finished run, checked from the outside: features.json parses, the
  * input example has 1-5 windows of the right shape, and model.onnx on every window of the series
  * predicts predictions.csv (written with 3 decimals; the Python templates check ONNX against torch
- * to 1e-3 themselves) with errors equal to the run's reported test metrics.
+ * to 1e-3 themselves) with errors equal to the run's reported test metrics; and Python's
+ * mlflow.pyfunc loads the run's model/ and predicts the input example as onnxruntime-node does.
  */
 async function checkOnnxModel(
   template: string,
+  runId: string,
   artifactUri: string,
   metrics: Record<string, number | undefined>,
 ): Promise<void> {
@@ -140,6 +142,40 @@ async function checkOnnxModel(
   expect(m.rmse).toBeCloseTo(metrics.test_rmse!, 4);
   expect(m.mae).toBeCloseTo(metrics.test_mae!, 4);
   expect(m.composite).toBeCloseTo(metrics.composite!, 4);
+
+  // The stored folder is an MLflow model: Python's pyfunc loads runs:/<run>/model and predicts the
+  // input example as onnxruntime-node does.
+  const session2 = await ort.InferenceSession.create(path.join(local, 'model.onnx'));
+  let fromNode: Float32Array;
+  try {
+    const flat = Float32Array.from(example.flat(2));
+    const out = await session2.run({
+      [spec.input]: new ort.Tensor('float32', flat, [example.length, spec.lookback, spec.columns.length]),
+    });
+    fromNode = out[spec.output]!.data as Float32Array;
+  } finally {
+    await session2.release();
+  }
+  const py = await runPythonMlflow<{ predictions: number[] }>(
+    `
+import json, sys
+import numpy as np
+import mlflow.pyfunc
+model = mlflow.pyfunc.load_model(f"runs:/{sys.argv[1]}/model")
+x = np.asarray(json.loads(sys.argv[2]), dtype=np.float32)
+out = model.predict(x)
+pred = out[sys.argv[3]] if isinstance(out, dict) else out[sys.argv[3]].to_numpy()
+print(json.dumps({"predictions": np.asarray(pred, dtype=np.float64).reshape(-1).tolist()}))
+`,
+    { trackingUri: mlflowUrl, args: [runId, JSON.stringify(example), spec.output], timeoutMs: 180_000 },
+  );
+  expect(py.predictions.length).toBe(example.length);
+  py.predictions.forEach((p, i) => {
+    expect(
+      Math.abs(p - fromNode[i]!),
+      `${template}: pyfunc vs onnxruntime-node, example ${i}`,
+    ).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(fromNode[i]!)));
+  });
 }
 
 const onnxTemplates = new Set(['gru-forecast', 'lstm-forecast', 'seasonal-naive-node']);
@@ -153,7 +189,7 @@ const cases: [string, Record<string, number | string>, string][] = [
 
 describe('shipped templates', () => {
   it.each(cases)(
-    '%s: runs through a worker into a FINISHED run with history, test metrics, model (ONNX predicting what the run reported, where the family allows), loss curve and workspace.zip',
+    '%s: runs through a worker into a FINISHED run with history, test metrics, model (ONNX and an MLflow model predicting what the run reported, where the family allows), loss curve and workspace.zip',
     async (template, params, lossKey) => {
       const { task } = await queue.enqueue({ template, params, experiment: uniqueName(`tpl-${template}`) });
       const info = await waitForTaskState(queue, task.taskId, ['completed', 'failed', 'cancelled'], 600_000);
@@ -184,9 +220,12 @@ describe('shipped templates', () => {
           expect.arrayContaining(['model/model.onnx', 'model/features.json', 'model/input_example.json']),
         );
         expect(run.tags.onnx_export).toBe('ok');
-        await checkOnnxModel(template, run.artifact_uri, run.metrics);
+        expect(run.tags['runwarden.model_format']).toBe('onnx');
+        expect(run.tags['runwarden.model_id']).toMatch(/^m-/);
+        await checkOnnxModel(template, runId, run.artifact_uri, run.metrics);
       } else {
         expect(files).not.toContain('model/model.onnx');
+        expect(run.tags['runwarden.model_id']).toBeUndefined();
       }
       const png = path.join(dir, `${template}.png`);
       await downloadFile(client, run.artifact_uri, 'plots/loss_curve.png', png);
