@@ -114,7 +114,8 @@ describe('re-scoring by the policy judge', () => {
     expect(run.metrics['eval.composite']).toBeCloseTo(run.metrics.composite!, 5);
     expect(Math.abs(Number(run.tags[EVAL_TAGS.gap]))).toBeLessThan(1e-5);
     const modelId = run.tags['runwarden.model_id'];
-    if (modelId) {
+    expect(modelId).toMatch(/^m-/);
+    {
       // Linked to the logged model: MLflow lists the eval metrics on the model itself.
       const { model } = await ok(
         client.api.GET('/api/2.0/mlflow/logged-models/{model_id}', {
