@@ -119,7 +119,7 @@ describe('re-scoring by the policy judge', () => {
       // Linked to the logged model: MLflow lists the eval metrics on the model itself.
       const { model } = await ok(
         client.api.GET('/api/2.0/mlflow/logged-models/{model_id}', {
-          params: { path: { model_id: modelId } },
+          params: { path: { model_id: modelId! } },
         }),
       );
       const keys = (model?.data?.metrics ?? []).map((m) => m.key);
