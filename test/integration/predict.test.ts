@@ -28,6 +28,7 @@ import { registerModel } from '../../src/tracking/models.js';
 import { searchRuns } from '../../src/tracking/search.js';
 import { startRun } from '../../src/tracking/start-run.js';
 import { testClient, uniqueName } from '../support/clients.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { call, callError, httpClient, type ServeProcess, startServe } from '../support/mcp.js';
 import { writeTinyForecaster } from '../support/onnx-model.js';
 import { pyGetRun, pyListArtifacts } from '../support/python.js';
@@ -60,6 +61,7 @@ const CSV = `week,cases,rain\n${Array.from({ length: 12 }, (_, i) => `${i + 1},$
 let workDir = '';
 let workerEnv: WorkerEnv;
 let dataFile = '';
+let dataDir = '';
 let serve: ServeProcess | undefined;
 let worker: WorkerProcess | undefined;
 let mcp: Client;
@@ -87,7 +89,7 @@ async function finishedTask(taskId: string) {
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'rw-predict-'));
-  const dataDir = join(workDir, 'data');
+  dataDir = join(workDir, 'data');
   const modelDir = join(workDir, 'model-src');
   await mkdir(dataDir, { recursive: true });
   await mkdir(modelDir, { recursive: true });
@@ -358,6 +360,84 @@ describe('runwarden predict', () => {
     expect(refused.code).toBe(1);
     expect(refused.err).toContain('PREDICT_REFUSED');
     expect(refused.err).toContain('loss diverged at epoch 3');
+  }, 240_000);
+});
+
+describe('predict under faults', () => {
+  it('predict: a model download MLflow never answers does not leave the prediction run open: cancelling the task ends its run KILLED and the task cancelled', async () => {
+    const proxy = await startFaultProxy(mlflowUrl);
+    const fprefix = uniqueName('q-predict-fault');
+    const fenv: WorkerEnv = {
+      mlflowUrl: proxy.url,
+      redisUrl,
+      prefix: fprefix,
+      workDir,
+      env: { RUNWARDEN_INPUT_ROOTS: dataDir },
+    };
+    const fqueue = new TaskQueue({
+      redisUrl,
+      prefix: fprefix,
+      tasksDir: fixtureTasksDir,
+      client,
+      inputs: { roots: [dataDir], allowDirs: false, httpHosts: [] },
+    });
+    let release: () => void = () => undefined;
+    const until = new Promise<void>((r) => {
+      release = r;
+    });
+    const w = await startWorkerProcess(fenv);
+    try {
+      // Only the download of model.onnx is held; everything else passes.
+      await proxy.setMode('delay', {
+        onlyRequests: /^GET \S*mlflow-artifacts\/artifacts\/\S*model\.onnx/,
+        until,
+      });
+      const { task } = await fqueue.enqueue({
+        predict: {
+          model: `models:/${modelName}/1`,
+          data: {
+            inputs: [
+              [
+                [9, 9],
+                [9, 9],
+                [9, 9],
+                [9, 9],
+              ],
+            ],
+          },
+        },
+      });
+      const runId = await waitFor(
+        'the prediction run',
+        async () => (await fqueue.get(task.taskId))?.runs.at(-1)?.run_id,
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      await waitFor('the held model download', async () => (proxy.stats().held > 0 ? true : undefined), {
+        timeoutMs: 60_000,
+      });
+      await fqueue.cancel(task.taskId, 'the test cancels a stuck prediction');
+      const info = await waitFor(
+        'the task to be cancelled',
+        async () => {
+          const i = await fqueue.get(task.taskId);
+          return i?.state === 'cancelled' ? i : undefined;
+        },
+        { timeoutMs: 60_000 },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\nworker stderr:\n${w.stderr()}`);
+      });
+      expect(info.reason).toContain('the test cancels a stuck prediction');
+      const run = await pyGetRun(mlflowUrl, runId);
+      expect(run.status).toBe('KILLED');
+      expect(run.tags['runwarden.close_reason']).toContain('cancelled');
+    } finally {
+      release();
+      await w.stop();
+      await fqueue.close();
+      await proxy.close();
+    }
   }, 240_000);
 });
 
