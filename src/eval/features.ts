@@ -19,6 +19,7 @@ export const FeatureSpecSchema = z
     input: name,
     output: name,
     target_scale: z.object({ mean: z.number().finite(), std: z.number().finite().positive() }),
+    test_rows: z.number().int().min(1).max(10_000_000).optional(),
   })
   .passthrough()
   .superRefine((s, ctx) => {
@@ -35,6 +36,8 @@ export interface FeatureSpec {
   input: string;
   output: string;
   target_scale: { mean: number; std: number };
+  /** The model's test split: the last `test_rows` rows of its training series (the judge's claim check). */
+  test_rows?: number;
 }
 
 /** Parses and checks a features.json value; ValidationError names the field and what it needs. */
@@ -65,5 +68,6 @@ export function parseFeatureSpec(json: unknown): FeatureSpec {
     target_scale: { mean: s.target_scale.mean, std: s.target_scale.std },
   };
   if (s.time_column !== undefined) spec.time_column = s.time_column;
+  if (s.test_rows !== undefined) spec.test_rows = s.test_rows;
   return spec;
 }

@@ -4,6 +4,8 @@
  * must read first, and the one-line summary the policy check and the review text carry.
  */
 
+import type { ClaimResult } from './claim-check.js';
+
 /** What the run reported, compared with what the judge measured, per metric. */
 export interface RescoreGap {
   metric: string;
@@ -31,6 +33,8 @@ export interface RescoreResult {
   modelUri?: string;
   /** True when this call scored; false when it read an earlier re-score back from MLflow. */
   fresh: boolean;
+  /** The claim check: the model re-scored on the run's own test rows (src/eval/claim-check.ts). */
+  claim?: ClaimResult;
 }
 
 const REPORTED: Record<string, string[]> = {

@@ -17,8 +17,10 @@ import { capForEcho, RunwardenError, ValidationError } from '../errors/index.js'
 import { listArtifacts } from '../mlflow/artifacts.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
 import type { RescoreDef } from '../model/template.js';
-import { resolveLocalInput } from '../runners/input-policy.js';
+import { defaultInputPolicy, type InputPolicy, resolveLocalInput } from '../runners/input-policy.js';
 import { getLoggedModel, MODEL_ID_TAG } from '../tracking/logged-model.js';
+import { type ClaimResult, checkClaim } from './claim-check.js';
+import { claimFromRecord, claimPoints, claimTolerance } from './claim-record.js';
 import { type FeatureSpec, parseFeatureSpec } from './features.js';
 import { errorMetrics, scoredCount } from './metrics.js';
 import { downloadModelDir } from './model-dir.js';
@@ -45,6 +47,8 @@ export interface EvalSettings {
   maxModelBytes: number;
   threads: number;
   timeoutMs: number;
+  /** The input policy the claim check reads the run's training input through (default: the tasks folder's data/). */
+  inputs?: InputPolicy;
 }
 export const DEFAULT_EVAL_SETTINGS: EvalSettings = {
   maxModelBytes: 512 * 1024 * 1024,
@@ -68,9 +72,12 @@ function fromRecord(run: RunFacts, def: RescoreDef): RescoreResult {
     tolerance: def.tolerance,
     gaps: [],
     fresh: false,
+    claim: claimFromRecord(run, claimTolerance(def)),
   };
   if (status === 'failed') {
-    res.reason = run.tags[EVAL_TAGS.note] ?? 'the earlier re-score failed';
+    const note = run.tags[EVAL_TAGS.note] ?? 'the earlier re-score failed';
+    const lead = res.claim?.flag;
+    res.reason = lead && note.startsWith(lead) ? note.slice(lead.length).trim() : note;
     return judge(res);
   }
   const m = run.metrics;
@@ -166,26 +173,39 @@ async function score(
   tasksDir: string,
   settings: EvalSettings,
   signal: { aborted: boolean },
+  found: { claim?: ClaimResult; modelId?: string },
 ): Promise<{ res: RescoreResult; modelId?: string; digest?: string }> {
   const model = await findModel(client, run);
+  found.modelId = model.modelId;
   const dir = await mkdtemp(path.join(tmpdir(), 'rw-rescore-'));
   try {
     await downloadModelDir(client, model.artifactUri, dir, { maxBytes: settings.maxModelBytes });
     if (signal.aborted) throw new Error('aborted');
     const spec = await readSpec(dir);
-    const file = await holdoutFile(tasksDir, def.holdout);
-    const st = await stat(file);
-    if (st.size > HOLDOUT_MAX_BYTES)
-      throw new ValidationError(
-        'review.rescore.holdout',
-        `is ${st.size} bytes, more than ${HOLDOUT_MAX_BYTES}.`,
-      );
-    const text = await readFile(file, 'utf8');
-    const { createHash } = await import('node:crypto');
-    const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
-    const w = windowsFromTable(parseCsv(text), spec);
     const onnx = await openOnnxModel(dir, { threads: settings.threads });
     try {
+      // The claim check first: it stands even when the holdout cannot be read.
+      found.claim = await checkClaim(client, {
+        run,
+        spec,
+        onnx,
+        tasksDir,
+        policy: settings.inputs ?? defaultInputPolicy(tasksDir),
+        tolerance: claimTolerance(def),
+        maxZipBytes: settings.maxModelBytes,
+      });
+      if (signal.aborted) throw new Error('aborted');
+      const file = await holdoutFile(tasksDir, def.holdout);
+      const st = await stat(file);
+      if (st.size > HOLDOUT_MAX_BYTES)
+        throw new ValidationError(
+          'review.rescore.holdout',
+          `is ${st.size} bytes, more than ${HOLDOUT_MAX_BYTES}.`,
+        );
+      const text = await readFile(file, 'utf8');
+      const { createHash } = await import('node:crypto');
+      const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
+      const w = windowsFromTable(parseCsv(text), spec);
       const out = await onnx.run({ [spec.input]: { data: w.x, dims: [...w.dims] } });
       const pred = out[spec.output];
       if (!pred)
@@ -209,6 +229,7 @@ async function score(
         gaps: compare(run.metrics, metrics),
         modelUri: model.uri,
         fresh: true,
+        claim: found.claim,
       };
       return { res, modelId: model.modelId, digest };
     } finally {
@@ -244,9 +265,10 @@ export async function rescoreRun(
   let res: RescoreResult;
   let modelId: string | undefined;
   let digest: string | undefined;
+  const found: { claim?: ClaimResult; modelId?: string } = {};
   try {
     const done = await Promise.race([
-      score(client, run, def, opts.tasksDir, settings, signal),
+      score(client, run, def, opts.tasksDir, settings, signal, found),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           signal.aborted = true;
@@ -269,12 +291,15 @@ export async function rescoreRun(
       gaps: [],
       reason: err.message,
       fresh: true,
+      claim: found.claim,
     };
+    modelId = found.modelId;
   } finally {
     clearTimeout(timer);
   }
   judge(res);
   const ts = opts.timestamp;
+  const claim = claimPoints(res.claim, ts, modelId);
   const metrics =
     res.metrics === undefined
       ? []
@@ -291,13 +316,14 @@ export async function rescoreRun(
           step: 0,
           ...(modelId ? { model_id: modelId } : {}),
         }));
+  metrics.push(...claim.metrics);
+  const note = [res.claim?.flag, res.flag ?? res.reason].filter(Boolean).join(' ');
   const tags = [
+    ...claim.tags,
     { key: EVAL_TAGS.holdout, value: capForEcho(def.holdout, 500) },
     ...(digest ? [{ key: EVAL_TAGS.digest, value: digest }] : []),
     ...(res.worstGap !== undefined ? [{ key: EVAL_TAGS.gap, value: String(res.worstGap) }] : []),
-    ...(res.flag || res.reason
-      ? [{ key: EVAL_TAGS.note, value: capForEcho(res.flag ?? res.reason ?? '', EVAL_NOTE_MAX) }]
-      : []),
+    ...(note ? [{ key: EVAL_TAGS.note, value: capForEcho(note, EVAL_NOTE_MAX) }] : []),
     // Last: the status says the record is complete.
     { key: EVAL_TAGS.status, value: res.status },
   ];

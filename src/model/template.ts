@@ -71,12 +71,16 @@ export type MetricThresholdDef = z.infer<typeof MetricThresholdDef>;
  * tasks/ folder, or a URI the input policy allows) with onnxruntime-node; `eval.*` metrics are
  * logged and compared with what the run reported. A relative gap above `tolerance` on any of
  * RMSE, MAE, MSE and the composite (the run reporting better than the re-score) rejects the item
- * (policy) or flags it (agent).
+ * (policy) or flags it (agent). The claim check re-scores the model's own test split (the last
+ * `test_rows` rows of its training input) and must match the reported metrics within
+ * `claim_tolerance` (default 0.02).
  */
 export const RescoreDef = z
   .object({
     holdout: z.string().min(1).max(2048),
     tolerance: z.number().positive().max(100).default(0.5),
+    /** The claim check (src/eval/claim-check.ts): re-scored on the run's own test rows, tight. */
+    claim_tolerance: z.number().positive().max(100).optional(),
   })
   .strict();
 export type RescoreDef = z.infer<typeof RescoreDef>;

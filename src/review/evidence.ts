@@ -4,6 +4,7 @@
  * URI when the run stored a model, the current holder of the template's alias with its run's
  * metrics, the workspace.zip artifact, the template's primary metric, and what the policy gates say.
  */
+import { describeClaim } from '../eval/claim-check.js';
 import { describeRescore, type EvalSettings, rescoreRun } from '../eval/rescore.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { MODEL_ID_TAG } from '../tracking/logged-model.js';
@@ -74,10 +75,22 @@ export async function gatherEvidence(
       timestamp: item.createdAt,
       settings: opts.eval,
     });
-    const { fresh: _fresh, ...rest } = r;
-    rescore = { ...rest, summary: describeRescore(r) };
+    const { fresh: _fresh, claim, ...rest } = r;
+    rescore = {
+      ...rest,
+      summary: describeRescore(r),
+      ...(claim ? { claim: { ...claim, summary: describeClaim(claim) } } : {}),
+    };
     for (const [k, v] of Object.entries(r.metrics ?? {})) metrics[`eval.${k}`] = v;
     if (r.rows !== undefined) metrics['eval.rows'] = r.rows;
+    for (const [k, v] of Object.entries(claim?.metrics ?? {})) metrics[`eval.test_${k}`] = v;
+    if (claim?.rows !== undefined) metrics['eval.test_rows'] = claim.rows;
+    // The claim check (the run's own test rows, tight) before the holdout check (generalisation).
+    if (rescore.claim) {
+      const claimPassed = !rescore.claim.flag;
+      if (!claimPassed) policy.passed = false;
+      policy.checks.push({ metric: 'rescore.claim', passed: claimPassed, why: rescore.claim.summary });
+    }
     const passed = r.status === 'ok' && !r.flag;
     if (!passed) policy.passed = false;
     policy.checks.push({ metric: 'rescore', passed, why: rescore.summary });

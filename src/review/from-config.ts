@@ -23,6 +23,6 @@ export function reviewStoreFromConfig(
     logger: opts.logger,
     redisRetryMs: opts.redisRetryMs,
     applyLockMs: cfg.review.applyLockMs,
-    eval: cfg.eval,
+    eval: { ...cfg.eval, inputs: cfg.inputs },
   });
 }

@@ -99,6 +99,23 @@ export interface RescoreEvidence {
   modelUri?: string;
   /** One sentence summing it up (the policy check's text). */
   summary: string;
+  /**
+   * The claim check: the model re-scored on the run's OWN test rows (its features.json `test_rows`
+   * of the training input), compared tightly (`tolerance` = review.rescore.claim_tolerance);
+   * `skipped` with `reason` when it could not be checked (src/eval/claim-check.ts).
+   */
+  claim?: {
+    status: 'ok' | 'skipped';
+    tolerance: number;
+    input?: string;
+    rows?: number;
+    metrics?: { rmse: number; mae: number; mse: number; composite: number };
+    gaps: { metric: string; reportedAs: string; reported: number; rescored: number; gap: number }[];
+    worstGap?: number;
+    flag?: string;
+    reason?: string;
+    summary: string;
+  };
 }
 
 /** One alias move, as recorded in MLflow (a registered-model tag and a description row). */

@@ -3,6 +3,8 @@
 // its errors × claim_factor), the judge re-scores the stored model on the template's holdout with
 // onnxruntime-node and compares. An honest run is re-scored (eval.* on the run, linked to its logged
 // model), approved and promoted; a liar is rejected with both numbers and nothing registered; a
+// small liar (10 % better than its model) passes the loose holdout check but is rejected by the
+// claim check (the model re-scored on the run's own test rows, features.json test_rows); a
 // template whose holdout is missing fails the re-score and is rejected; concurrent first re-scores log each point once.
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { judgeFromConfig } from '../../src/cli/judge.js';
 import { loadConfig } from '../../src/config.js';
+import { CLAIM_TAGS } from '../../src/eval/claim-record.js';
 import { EVAL_TAGS, rescoreRun } from '../../src/eval/rescore.js';
 import { createLogger } from '../../src/log.js';
 import { ok } from '../../src/mlflow/client.js';
@@ -113,6 +116,14 @@ describe('re-scoring by the policy judge', () => {
     expect(run.metrics['eval.mae']).toBeCloseTo(run.metrics.test_mae!, 5);
     expect(run.metrics['eval.composite']).toBeCloseTo(run.metrics.composite!, 5);
     expect(Math.abs(Number(run.tags[EVAL_TAGS.gap]))).toBeLessThan(1e-5);
+    // The claim check: re-scored on the run's own 100 test rows of its training input, equal.
+    expect(run.tags[CLAIM_TAGS.status]).toBe('ok');
+    expect(run.tags[CLAIM_TAGS.input]).toMatch(/^file:\/\/.*data\/holdout\.csv$/);
+    expect(run.metrics['eval.test_rows']).toBe(100);
+    expect(run.metrics['eval.test_rmse']).toBeCloseTo(run.metrics.test_rmse!, 5);
+    expect(run.metrics['eval.test_composite']).toBeCloseTo(run.metrics.composite!, 5);
+    expect(Math.abs(Number(run.tags[CLAIM_TAGS.gap]))).toBeLessThan(1e-4);
+    expect(honest.decision?.notes).toMatch(/claim check: re-scored on the run's own 100 test rows/);
     const modelId = run.tags['runwarden.model_id'];
     expect(modelId).toMatch(/^m-/);
     {
@@ -123,7 +134,16 @@ describe('re-scoring by the policy judge', () => {
         }),
       );
       const keys = (model?.data?.metrics ?? []).map((m) => m.key);
-      expect(keys).toEqual(expect.arrayContaining(['eval.rmse', 'eval.mae', 'eval.mse', 'eval.composite']));
+      expect(keys).toEqual(
+        expect.arrayContaining([
+          'eval.rmse',
+          'eval.mae',
+          'eval.mse',
+          'eval.composite',
+          'eval.test_rmse',
+          'eval.test_composite',
+        ]),
+      );
     }
   }, 240_000);
 
@@ -141,10 +161,34 @@ describe('re-scoring by the policy judge', () => {
     );
     expect(item.decision?.notes).toContain(`test_rmse ${num(reported)} vs ${num(rescored)} (+233%)`);
     expect(run.tags[EVAL_TAGS.status]).toBe('ok');
-    expect(run.tags[EVAL_TAGS.note]).toMatch(/^RE-SCORE DISAGREES/);
+    // Both checks disagree: the claim check's flag leads the note, the holdout's follows.
+    expect(run.tags[EVAL_TAGS.note]).toMatch(/^CLAIM DISAGREES: .* RE-SCORE DISAGREES/);
+    expect(item.decision?.notes).toMatch(/CLAIM DISAGREES: .*\(\+233 % > 2 %\)/);
     // Nothing registered from it (the honest run's version, if any, keeps the alias).
     expect(item.outcome?.version).toBeUndefined();
     if (honest) expect((await pyRegistry(mlflowUrl, modelName)).aliases).toEqual({ champion: '1' });
+  }, 240_000);
+
+  it('rescore: a template that reports 10 % better than its model passes the holdout tolerance but is rejected by the claim check with both numbers', async () => {
+    const item = await judged({ claim_factor: 0.9, tag: 'small-liar' });
+    expect(item.decision).toMatchObject({ verdict: 'reject', judge: 'policy' });
+    const run = await pyGetRun(mlflowUrl, item.runId);
+    const reported = run.metrics.test_rmse!;
+    const rescored = run.metrics['eval.test_rmse']!;
+    expect(rescored / reported).toBeCloseTo(1 / 0.9, 4);
+    // The loose holdout check alone lets it through (gap +11 % < 50 %) ...
+    expect(Number(run.tags[EVAL_TAGS.gap])).toBeLessThan(0.5);
+    expect(item.decision?.notes).not.toMatch(/RE-SCORE DISAGREES/);
+    // ... the claim check on its own 100 test rows does not (+11 % > 2 %), and says both numbers.
+    expect(run.tags[CLAIM_TAGS.status]).toBe('ok');
+    expect(item.decision?.notes).toMatch(
+      /CLAIM DISAGREES: reported (test_rmse|test_mae|test_mse|composite) [\d.]+, re-scored on the run's own 100 test rows [\d.]+ \(\+11 % > 2 %\)/,
+    );
+    expect(item.decision?.notes).toContain(
+      `test_rmse ${reported.toPrecision(3)} vs ${rescored.toPrecision(3)} (+11 %)`,
+    );
+    expect(run.tags[EVAL_TAGS.note]).toMatch(/^CLAIM DISAGREES/);
+    expect(item.outcome?.version).toBeUndefined();
   }, 240_000);
 
   it('rescore: when the re-score cannot run (the holdout is missing), the policy rejects the item and says why', async () => {
@@ -181,7 +225,15 @@ describe('re-scoring by the policy judge', () => {
     ]);
     expect(a.fresh && b.fresh).toBe(true);
     expect(a.metrics).toEqual(b.metrics);
-    for (const key of ['eval.rmse', 'eval.mae', 'eval.mse', 'eval.composite', 'eval.rows']) {
+    for (const key of [
+      'eval.rmse',
+      'eval.mae',
+      'eval.mse',
+      'eval.composite',
+      'eval.rows',
+      'eval.test_rmse',
+      'eval.test_rows',
+    ]) {
       const history = await pyMetricHistory(mlflowUrl, honest.runId, key);
       expect(history, key).toHaveLength(1);
       expect(history[0]!.timestamp).toBe(honest.createdAt);

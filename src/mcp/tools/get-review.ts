@@ -155,6 +155,17 @@ const reviewOutput = {
       /** Set when the re-score disagrees beyond the tolerance or could not run: read it first. */
       flag: z.string().optional(),
       summary: z.string(),
+      /** The claim check: re-scored on the run's own test rows (tight tolerance), or skipped. */
+      claim: z
+        .object({
+          status: z.enum(['ok', 'skipped']),
+          tolerance: z.number(),
+          rows: z.number().optional(),
+          worst_gap: metricValue.optional(),
+          flag: z.string().optional(),
+          summary: z.string(),
+        })
+        .optional(),
     })
     .optional(),
   decision: decisionShape.optional(),
@@ -232,6 +243,15 @@ export function toReviewOutput(e: Evidence): ReviewOutput {
       worst_gap: e.rescore.worstGap === undefined ? undefined : toMetricValue(e.rescore.worstGap),
       flag: e.rescore.flag === undefined ? undefined : capForEcho(e.rescore.flag, 1_000),
       summary: capForEcho(e.rescore.summary, 1_500),
+      claim: e.rescore.claim && {
+        status: e.rescore.claim.status,
+        tolerance: e.rescore.claim.tolerance,
+        rows: e.rescore.claim.rows,
+        worst_gap:
+          e.rescore.claim.worstGap === undefined ? undefined : toMetricValue(e.rescore.claim.worstGap),
+        flag: e.rescore.claim.flag === undefined ? undefined : capForEcho(e.rescore.claim.flag, 1_000),
+        summary: capForEcho(e.rescore.claim.summary, 1_500),
+      },
     },
     decision: item.decision && toDecision(item.decision),
     outcome: toOutcome(item.outcome),
@@ -246,6 +266,7 @@ const fmt = (v: number | string | undefined): string =>
 export function describeReview(o: ReviewOutput): string {
   const lines = [
     // A re-score that disagrees with the run, or could not run, comes before everything else.
+    ...(o.rescore?.claim?.flag ? [`⚠ ${o.rescore.claim.flag}`] : []),
     ...(o.rescore?.flag ? [`⚠ ${o.rescore.flag}`] : []),
     `Review ${o.review_id} (${o.mode}, ${o.state}): task ${o.task_id} (${o.template})` +
       `${o.sweep_id ? `, best child of sweep ${o.sweep_id}` : ''}, run ${o.run_id} ${o.run_url}.`,
@@ -269,6 +290,7 @@ export function describeReview(o: ReviewOutput): string {
   lines.push(`Metrics${more}: ${capForEcho(JSON.stringify(o.metrics), 1500)}`);
   if (o.champion) lines.push(`Champion metrics: ${capForEcho(JSON.stringify(o.champion.metrics), 1500)}`);
   lines.push(`Candidate model: ${o.candidate_model_uri ?? 'none (the run logged no model)'}.`);
+  if (o.rescore?.claim) lines.push(`Claim check (own test rows): ${o.rescore.claim.summary}`);
   if (o.rescore && !o.rescore.flag) lines.push(`Re-score: ${o.rescore.summary}`);
   else if (o.rescore?.flag) lines.push(`Re-score details: ${o.rescore.summary}`);
   if (o.policy)

@@ -41,7 +41,8 @@ async function runMetrics(
       viewType: 'ALL',
       limit: runIds.length,
     });
-    // A re-score that disagreed or failed leaves its note on the run (src/eval/rescore.ts).
+    // A re-score that disagreed or failed leaves its note on the run (src/eval/rescore.ts): the
+    // claim check's flag (own test rows) first, then the holdout's.
     const flags = new Map<string, string>();
     for (const r of runs) {
       const note = (r.data?.tags ?? []).find((t) => t.key === EVAL_TAGS.note)?.value;
