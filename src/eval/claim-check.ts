@@ -25,7 +25,7 @@ import type { FeatureSpec } from './features.js';
 import { errorMetrics, scoredCount } from './metrics.js';
 import type { OnnxModel } from './onnx-session.js';
 import { compare, type RescoreGap } from './rescore-verdict.js';
-import { parseCsv } from './table.js';
+import { parseCsv, type Table } from './table.js';
 import { windowsFromTable } from './windows.js';
 
 /** Default `review.rescore.claim_tolerance`: float32 models measured ~1e-5 relative. */
@@ -81,6 +81,17 @@ export function describeClaim(c: ClaimResult): string {
   return pairs
     ? `claim check: re-scored on the run's own ${c.rows} test rows, reported vs re-scored ${pairs}, within ${pct(c.tolerance).replace('+', '')}.`
     : `claim check: re-scored on the run's own ${c.rows} test rows; the run reported no comparable metric.`;
+}
+
+/** The rows ordered by the time column as every forecaster orders them (by its text), when there is one. */
+function sortedByTime(table: Table, spec: FeatureSpec): Table {
+  const w = spec.time_column === undefined ? -1 : table.columns.indexOf(spec.time_column);
+  if (w < 0) return table;
+  const rows = [...table.rows].sort((a, b) => {
+    const [x, y] = [String(a[w]), String(b[w])];
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  return { columns: table.columns, rows };
 }
 
 /** Reads one entry of a zip file (at most `maxBytes`); undefined when absent. */
@@ -247,7 +258,7 @@ export async function checkClaim(
         why.push(err.message);
         continue;
       }
-      const table = parseCsv(text);
+      const table = sortedByTime(parseCsv(text), o.spec);
       if (!need.every((c) => table.columns.includes(c))) {
         why.push(`input '${capForEcho(e.name, 80)}' lacks the model's columns`);
         continue;

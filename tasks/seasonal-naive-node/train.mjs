@@ -91,6 +91,8 @@ function writeOnnxFolder(dir, y, model, z, testStart) {
     input: 'window',
     output: 'forecast',
     target_scale: { mean: z.mean, std: z.std },
+    // The test split (the last rows from testStart): the judge's claim check re-scores these.
+    test_rows: y.length - testStart,
   };
   writeFileSync(path.join(dir, 'features.json'), `${JSON.stringify(features, null, 2)}\n`);
   const example = [0, 1, 2].map((i) => y.slice(testStart + i - lookback, testStart + i).map((v) => [v]));

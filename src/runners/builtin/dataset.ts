@@ -118,6 +118,8 @@ export function buildDataset(table: Table, lookback: number): Dataset {
     input: 'window',
     output: 'forecast',
     target_scale: { mean: scaler.mean[t]!, std: scaler.std[t]! },
+    // The test split (the last TEST_WEEKS rows): the judge's claim check re-scores these.
+    test_rows: TEST_WEEKS,
   };
   const all = windowsFromTable(table, spec);
   const width = lookback * COLUMNS.length;

@@ -123,7 +123,9 @@ def export_onnx(model: nn.Module, scaler: data.Scaler, raw_windows: np.ndarray, 
         return f"skipped: {type(exc).__name__}: {exc}"[:250]
 
 
-def write_model_card(model_dir: str, scaler: data.Scaler, lookback: int, example: np.ndarray) -> None:
+def write_model_card(
+    model_dir: str, scaler: data.Scaler, lookback: int, example: np.ndarray, test_rows: int
+) -> None:
     """features.json (how to build the ONNX input from a table) and input_example.json (real windows)."""
     features = {
         "kind": "window",
@@ -134,6 +136,8 @@ def write_model_card(model_dir: str, scaler: data.Scaler, lookback: int, example
         "input": "window",
         "output": "forecast",
         "target_scale": {"mean": scaler.mean[data.TARGET], "std": scaler.std[data.TARGET]},
+        # The test split: the last test_rows rows of the series (the judge's claim check re-scores them).
+        "test_rows": test_rows,
     }
     with open(os.path.join(model_dir, "features.json"), "w") as f:
         json.dump(features, f, indent=2)
@@ -212,7 +216,7 @@ def main() -> None:
         rwproto.tag("onnx_check", onnx[len("ok (") : -1])
     print(f"ONNX export {onnx}", flush=True)
     if onnx_ok:
-        write_model_card(model_dir, scaler, lookback, raw_test[:3])
+        write_model_card(model_dir, scaler, lookback, raw_test[:3], len(raw_test))
     meta = {
         "cell": args.cell,
         "hidden_size": int(p["hidden_size"]),
