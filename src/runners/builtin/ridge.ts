@@ -3,10 +3,16 @@
  * the inputs and targets are centred on their training means, `(XcᵀXc + αI) w = Xcᵀyc` is solved
  * by Cholesky, and `b = ȳ − x̄·w`. `fitRidgePath` fits one model per α of a grid (one step per α)
  * and keeps the one with the lowest validation MSE (ties: the first, i.e. the smaller α when the
- * grid is ascending). Deterministic: no randomness anywhere.
+ * grid is ascending). Deterministic: no randomness anywhere. A tiny α on collinear lag features
+ * (lookback 52: the Gram matrix is numerically singular) is floored at `ALPHA_FLOOR` × the mean
+ * diagonal of `XcᵀXc`, so the system stays positive definite; the α asked for is still reported.
  */
+import { InputError } from './dataset.js';
 import { mse, solveSpd } from './linalg.js';
 import { type LinearHead, predictScaled } from './model.js';
+
+/** Smallest α used, relative to the mean diagonal of the centred Gram matrix (its trace / width). */
+export const ALPHA_FLOOR = 1e-10;
 
 /** Ridge fit of `y` on the rows of `x` (count × width) with penalty `alpha` ≥ 0. */
 export function fitRidge(x: Float64Array, y: Float64Array, width: number, alpha: number): LinearHead {
@@ -30,11 +36,23 @@ export function fitRidge(x: Float64Array, y: Float64Array, width: number, alpha:
       for (let l = 0; l <= k; l++) a[k * width + l]! += row[k]! * row[l]!;
     }
   }
+  let trace = 0;
+  for (let k = 0; k < width; k++) trace += a[k * width + k]!;
+  const used = Math.max(alpha, (ALPHA_FLOOR * trace) / width);
   for (let k = 0; k < width; k++) {
     for (let l = 0; l < k; l++) a[l * width + k] = a[k * width + l]!;
-    a[k * width + k]! += alpha;
+    a[k * width + k]! += used;
   }
-  const w = solveSpd(a, rhs, width);
+  let w: Float64Array;
+  try {
+    w = solveSpd(a, rhs, width);
+  } catch {
+    // Only when the floor was not enough (constant inputs, NaN in the data): a clear input error.
+    throw new InputError(
+      `alphas: alpha ${alpha} leaves the ridge system singular for these lag features (width ${width}); ` +
+        'use larger alphas (e.g. "0.01,0.1,1,10,100") or a shorter lookback',
+    );
+  }
   let b = ym;
   for (let k = 0; k < width; k++) b -= xm[k]! * w[k]!;
   return { kind: 'linear', w, b };
