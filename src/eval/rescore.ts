@@ -12,19 +12,16 @@
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { capForEcho, RunwardenError, ValidationError } from '../errors/index.js';
-import { listArtifacts } from '../mlflow/artifacts.js';
 import { type MlflowClient, ok } from '../mlflow/client.js';
 import type { RescoreDef } from '../model/template.js';
 import { defaultInputPolicy, type InputPolicy, resolveLocalInput } from '../runners/input-policy.js';
-import { getLoggedModel, MODEL_ID_TAG } from '../tracking/logged-model.js';
 import { type ClaimResult, checkClaim } from './claim-check.js';
 import { claimFromRecord, claimPoints, claimTolerance } from './claim-record.js';
-import { type FeatureSpec, parseFeatureSpec } from './features.js';
 import { errorMetrics, scoredCount } from './metrics.js';
 import { downloadModelDir } from './model-dir.js';
 import { openOnnxModel } from './onnx-session.js';
+import { findModel, readSpec } from './rescore-model.js';
 import { compare, describeRescore, judge, type RescoreGap, type RescoreResult } from './rescore-verdict.js';
 import { parseCsv } from './table.js';
 import { windowsFromTable } from './windows.js';
@@ -111,59 +108,6 @@ async function holdoutFile(tasksDir: string, holdout: string): Promise<string> {
     httpHosts: [],
   });
   return local.real;
-}
-
-async function findModel(
-  client: MlflowClient,
-  run: RunFacts,
-): Promise<{ artifactUri: string; modelId?: string; uri: string }> {
-  const modelId = run.tags[MODEL_ID_TAG];
-  if (modelId) {
-    const ref = await getLoggedModel(client, modelId);
-    return { artifactUri: ref.artifactUri, modelId, uri: `models:/${modelId}` };
-  }
-  const files = await listArtifacts(client, run.runId, 'model').catch(() => []);
-  if (!files.some((f) => f.path === 'model/model.onnx'))
-    throw new RunwardenError(
-      'MODEL_INVALID',
-      'the run stored no ONNX model (no runwarden.model_id tag and no model/model.onnx artifact)',
-    );
-  return { artifactUri: `${run.artifactUri}/model`, uri: `runs:/${run.runId}/model` };
-}
-
-async function readSpec(dir: string): Promise<FeatureSpec> {
-  const fj = path.join(dir, 'features.json');
-  if (
-    await stat(fj).then(
-      () => true,
-      () => false,
-    )
-  ) {
-    let json: unknown;
-    try {
-      json = JSON.parse(await readFile(fj, 'utf8'));
-    } catch (err) {
-      throw new ValidationError('features.json', `is not JSON (${(err as Error).message.slice(0, 200)}).`);
-    }
-    return parseFeatureSpec(json);
-  }
-  const mlmodel = path.join(dir, 'MLmodel');
-  if (
-    await stat(mlmodel).then(
-      () => true,
-      () => false,
-    )
-  ) {
-    const doc = parseYaml(await readFile(mlmodel, 'utf8')) as {
-      metadata?: { runwarden_features?: unknown };
-    } | null;
-    if (doc?.metadata?.runwarden_features !== undefined)
-      return parseFeatureSpec(doc.metadata.runwarden_features);
-  }
-  throw new ValidationError(
-    'features.json',
-    'the model folder has no features.json (nor MLmodel metadata.runwarden_features), so the holdout cannot be turned into model input.',
-  );
 }
 
 async function score(
