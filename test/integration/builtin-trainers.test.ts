@@ -129,6 +129,10 @@ describe('built-in trainers through a worker', () => {
       expect(rescore.flag).toBeUndefined();
       expect(rescore.rows).toBe(96);
       expect(rescore.worstGap).toBeLessThan(1);
+      // The claim check: the model on its own 52 test rows of the training input equals what it reported.
+      expect(rescore.claim?.status, rescore.claim?.reason).toBe('ok');
+      expect(rescore.claim?.rows).toBe(52);
+      expect(Math.abs(rescore.claim!.worstGap!)).toBeLessThan(1e-3);
       const zip = path.join(workDir, `${template}.zip`);
       await downloadFile(client, run.artifact_uri, 'workspace.zip', zip);
       await expect(
