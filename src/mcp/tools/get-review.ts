@@ -156,15 +156,9 @@ const reviewOutput = {
       flag: z.string().optional(),
       summary: z.string(),
       /** The claim check: re-scored on the run's own test rows (tight tolerance), or skipped. */
+      // Compact (tools/list budget): the summary carries rows, tolerance and every pair.
       claim: z
-        .object({
-          status: z.enum(['ok', 'skipped']),
-          tolerance: z.number(),
-          rows: z.number().optional(),
-          worst_gap: metricValue.optional(),
-          flag: z.string().optional(),
-          summary: z.string(),
-        })
+        .object({ status: z.enum(['ok', 'skipped']), flag: z.string().optional(), summary: z.string() })
         .optional(),
     })
     .optional(),
@@ -245,10 +239,6 @@ export function toReviewOutput(e: Evidence): ReviewOutput {
       summary: capForEcho(e.rescore.summary, 1_500),
       claim: e.rescore.claim && {
         status: e.rescore.claim.status,
-        tolerance: e.rescore.claim.tolerance,
-        rows: e.rescore.claim.rows,
-        worst_gap:
-          e.rescore.claim.worstGap === undefined ? undefined : toMetricValue(e.rescore.claim.worstGap),
         flag: e.rescore.claim.flag === undefined ? undefined : capForEcho(e.rescore.claim.flag, 1_000),
         summary: capForEcho(e.rescore.claim.summary, 1_500),
       },
