@@ -95,10 +95,19 @@ export async function storeResults(
         if (!hasCode(err, 'MODEL_INVALID')) throw err;
         const note = capForEcho(err.message, MODEL_NOTE_MAX);
         log.warn({ err: note }, 'the model folder is not a usable ONNX model; stored as is');
-        tags['runwarden.model_note'] = note;
-        tags['runwarden.model_exists'] = 'false';
-        if (template.model.format === 'onnx')
+        if (template.model.format === 'onnx') {
+          tags['runwarden.model_note'] = note;
+          tags['runwarden.model_exists'] = 'false';
           out.modelError = `the template's ONNX model is unusable: ${note}`;
+        } else {
+          // A stray model.onnx beside a model of another declared format: the model stays (it
+          // exists and is stored); only the MLflow-model conversion is skipped.
+          tags['runwarden.model_note'] = capForEcho(
+            `format ${template.model.format}: a ${ONNX_FILE} here is not a usable ONNX graph, so no MLflow ` +
+              `model was written (the folder is stored as is): ${note}`,
+            MODEL_NOTE_MAX,
+          );
+        }
       }
     }
   }

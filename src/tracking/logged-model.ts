@@ -6,7 +6,12 @@
  * (run, name): the model carries the tag `runwarden.model_key` = `<run_id>/<name>`, and every attempt
  * looks the key up before creating. A retry after a lost create answer finds the model that landed;
  * a crash between create and finalize leaves a PENDING model that the next attempt reuses (uploads
- * again, finalizes); when racing creates leave several, the oldest is kept and the others deleted.
+ * again, finalizes). When racing creates leave several (two attempts of one run after a lost
+ * lease), the rule is one thing: the OLDEST model of the key is the run's model, whatever its status.
+ * A caller that created a newer one adopts the oldest and deletes only its own duplicate (nobody else
+ * uploads to it); a newer duplicate of another caller is never deleted: once still PENDING after
+ * `ABANDONED_AFTER_MS` it is marked UPLOAD_FAILED, as MLflow's client marks a model whose logging
+ * failed. So no caller deletes a model another caller may be uploading to.
  * `logModelMetrics` logs metrics on the run linked to the model (MLflow's `model_id` on a metric).
  */
 import { readFile } from 'node:fs/promises';
@@ -24,6 +29,8 @@ export const MODEL_ID_TAG = 'runwarden.model_id';
 const MLMODEL_FILE = 'MLmodel';
 /** The name a run's model gets when none is given (its artifact folder is `model/` too). */
 export const DEFAULT_MODEL_NAME = 'model';
+/** A newer duplicate still PENDING this long after its create was abandoned by its caller. */
+export const ABANDONED_AFTER_MS = 15 * 60_000;
 /** Params sent with the create (MLflow's client sends the first 100 there too); more are dropped. */
 const MAX_CREATE_PARAMS = 100;
 
@@ -82,21 +89,42 @@ async function modelsWithKey(
   return out.sort((a, b) => created(a) - created(b) || a.info.model_id.localeCompare(b.info.model_id));
 }
 
-/** Keep the oldest of `found` (READY ones first), delete the others (one already gone is fine). */
-async function keepOne(client: MlflowClient, found: LoggedModel[]): Promise<LoggedModel | undefined> {
-  const kept = found.find((m) => statusOf(m) === 'READY') ?? found[0];
-  for (const extra of found) {
-    if (extra === kept) continue;
+/**
+ * The oldest of `found` (sorted oldest first) is the key's model. Newer duplicates this caller
+ * created (`mine`) are deleted (one already gone is fine); another caller's newer duplicate is left
+ * alone, or marked UPLOAD_FAILED once it has stayed PENDING for `ABANDONED_AFTER_MS`.
+ */
+async function keepOldest(
+  client: MlflowClient,
+  found: LoggedModel[],
+  mine: readonly string[] = [],
+): Promise<LoggedModel | undefined> {
+  const [kept, ...newer] = found;
+  for (const extra of newer) {
+    const id = extra.info.model_id;
     try {
-      await ok(
-        client.api.DELETE('/api/2.0/mlflow/logged-models/{model_id}', {
-          params: { path: { model_id: extra.info.model_id } },
-        }),
-      );
-      client.logger?.warn(
-        { kept: kept?.info.model_id, removed: extra.info.model_id },
-        'logModel: duplicate logged model deleted',
-      );
+      if (mine.includes(id)) {
+        await ok(
+          client.api.DELETE('/api/2.0/mlflow/logged-models/{model_id}', {
+            params: { path: { model_id: id } },
+          }),
+        );
+        client.logger?.warn({ kept: kept?.info.model_id, removed: id }, 'logModel: own duplicate deleted');
+      } else if (
+        statusOf(extra) === 'PENDING' &&
+        Date.now() - (extra.info.creation_timestamp_ms ?? 0) > ABANDONED_AFTER_MS
+      ) {
+        await ok(
+          client.api.PATCH('/api/2.0/mlflow/logged-models/{model_id}', {
+            params: { path: { model_id: id } },
+            body: { model_id: id, status: 'LOGGED_MODEL_UPLOAD_FAILED' },
+          }),
+        );
+        client.logger?.warn(
+          { kept: kept?.info.model_id, failed: id },
+          'logModel: abandoned duplicate marked FAILED',
+        );
+      }
     } catch (err) {
       if (!isMlflowError(err, 'RESOURCE_DOES_NOT_EXIST')) throw err;
     }
@@ -147,12 +175,10 @@ async function createOnce(
     key: k,
     value,
   }));
-  let retried = false;
   const mine = await withRetry(
     client.retry,
     async (attempt) => {
       if (attempt > 0) {
-        retried = true;
         const [found] = await modelsWithKey(client, run.experimentId, key);
         if (found) return found;
       }
@@ -173,9 +199,12 @@ async function createOnce(
     },
     { retryable: isTransientUnretried },
   );
-  if (!retried) return mine;
-  // After a lost answer the earlier create may have landed too: keep one, delete the rest.
-  return (await keepOne(client, await modelsWithKey(client, run.experimentId, key))) ?? mine;
+  // Another caller (or an earlier create whose answer was lost) may have made an older one: adopt
+  // the oldest, delete this caller's own newer duplicate.
+  return (
+    (await keepOldest(client, await modelsWithKey(client, run.experimentId, key), [mine.info.model_id])) ??
+    mine
+  );
 }
 
 /** MLmodel as uploaded under the logged model: with `model_id` set, as MLflow 3 writes it. */
@@ -217,7 +246,7 @@ export async function logModel(
     );
   const key = modelKey(run.runId, name);
   const existing = await modelsWithKey(client, run.experimentId, key);
-  let model = await keepOne(client, existing);
+  let model = await keepOldest(client, existing);
   if (model && statusOf(model) === 'READY') {
     await linkToRun(client, run.runId, model.info.model_id, opts.step ?? 0);
     const { status: _s, ...ref } = refOf(model);
@@ -238,13 +267,11 @@ export async function logModel(
       }),
     )
   ).model;
-  // A create whose answer was lost may have landed only now: one model per key stays (READY first).
-  const kept = (await keepOne(client, await modelsWithKey(client, run.experimentId, key))) ?? done;
-  const { status: _s, ...ref } = refOf(kept);
+  const { status: _s, ...ref } = refOf(done);
   return ref;
 }
 
-/** The run's READY logged model `name` (default `model`), if it has one. */
+/** The run's READY logged model `name` (default `model`; the oldest READY one), if it has one. */
 export async function findRunModel(
   client: MlflowClient,
   runId: string,

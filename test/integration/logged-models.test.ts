@@ -357,4 +357,81 @@ print(json.dumps({"metrics": sorted([m.key, m.value, m.step] for m in lm.metrics
     expect(seen.metrics).toEqual([['test_rmse', 0.31, 3]]);
     expect(seen.history).toBe(1); // the link re-logged the same point: no second point in the run
   });
+
+  it('storeResults: a template declaring a non-ONNX format whose folder holds a stray malformed model.onnx keeps its model (model_exists true, the reason in model_note) and only skips the MLflow-model conversion', async () => {
+    const ws = await tempDir();
+    const outputDir = join(ws, 'outputs');
+    const logsDir = join(ws, 'logs');
+    await mkdir(join(outputDir, 'model'), { recursive: true });
+    await mkdir(logsDir);
+    await writeFile(join(outputDir, 'model', 'model.pkl'), 'a pickled model');
+    await writeFile(join(outputDir, 'model', 'model.onnx'), 'not an onnx graph');
+    await writeFile(join(logsDir, 'stdout.log'), 'trained\n');
+    const { run } = await newRun('logged-stray');
+    const template = { name: 'pickled', model: { path: 'model', format: 'pickle' } } as unknown as Template;
+    const stored = await storeResults(
+      client,
+      run,
+      { dir: ws, outputDir, logsDir, inputsDir: join(ws, 'inputs'), configFile: join(ws, 'config.yml') },
+      template,
+      [],
+      0,
+      silent,
+      { zipInputs: false },
+    );
+    await run.end('FINISHED', { tags: stored.tags });
+    expect(stored.modelError).toBeUndefined();
+    expect(stored.tags['runwarden.model_exists']).toBe('true');
+    expect(stored.tags['runwarden.model_format']).toBe('pickle');
+    expect(stored.tags['runwarden.model_id']).toBeUndefined();
+    expect(stored.tags['runwarden.model_note']).toMatch(
+      /^format pickle: a model\.onnx here is not a usable ONNX graph, so no MLflow model was written/,
+    );
+    const files = await runPythonMlflow<string[]>(
+      `import json, sys
+from mlflow import MlflowClient
+print(json.dumps(sorted(a.path for a in MlflowClient().list_artifacts(sys.argv[1], "model"))))`,
+      { trackingUri: mlflowUrl, args: [run.runId] },
+    );
+    expect(files).toEqual(['model/model.onnx', 'model/model.pkl']);
+  });
+
+  it('logModel: the oldest model of a (run, name) is the one kept even when a newer duplicate is READY, so a PENDING model another caller is uploading to is never deleted; the newer duplicate is left alone', async () => {
+    const dir = await modelFolder();
+    await writeMlflowModel(dir);
+    const { experimentId, run } = await newRun('logged-keep');
+    const key = `${run.runId}/model`;
+    const create = async () =>
+      (
+        await client.api.POST('/api/2.0/mlflow/logged-models', {
+          body: {
+            experiment_id: experimentId,
+            name: 'model',
+            source_run_id: run.runId,
+            tags: [{ key: MODEL_KEY_TAG, value: key }],
+          },
+        })
+      ).data!.model!;
+    // Caller A created the model and is uploading to it (PENDING); a second create (after a lost
+    // lease) made a newer duplicate that reached READY first.
+    const uploading = await create();
+    await waitFor(
+      'a later creation time',
+      () => Date.now() > (uploading.info.creation_timestamp_ms ?? 0) + 5,
+      {
+        timeoutMs: 5_000,
+      },
+    );
+    const newer = await create();
+    await client.api.PATCH('/api/2.0/mlflow/logged-models/{model_id}', {
+      params: { path: { model_id: newer.info.model_id } },
+      body: { model_id: newer.info.model_id, status: 'LOGGED_MODEL_READY' },
+    });
+    const ref = await logModel(client, { runId: run.runId, experimentId }, dir);
+    await run.end();
+    expect(ref.modelId).toBe(uploading.info.model_id);
+    const seen = await pyModels(experimentId);
+    const byId = Object.fromEntries(seen.models.map((m) => [m.id, m.status]));
+    expect(byId).toEqual({ [uploading.info.model_id]: 'READY', [newer.info.model_id]: 'READY' });
+  });
 });
