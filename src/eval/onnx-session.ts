@@ -6,7 +6,8 @@
  * cannot return map/sequence outputs); int64 outputs come back as BigInt64Array. Feeds are checked
  * before running: missing or extra input names, dtype, rank and fixed dimensions, each mismatch a
  * `MODEL_INPUT_MISMATCH` naming the input with expected vs given. A file onnxruntime refuses is
- * `MODEL_INVALID` naming the file. Large inputs are sent in chunks of `chunkRows` along dim 0.
+ * `MODEL_INVALID` naming the file. Large inputs are sent in chunks of `chunkRows` along dim 0 when
+ * every output's first dim is dynamic (batched); otherwise in one call.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -44,6 +45,8 @@ export interface OpenOptions {
   chunkRows?: number;
   /** How long loading may take (default 60 s). */
   loadTimeoutMs?: number;
+  /** Called with the worker thread once started (supervision and tests: terminating it mid-run). */
+  onWorker?: (worker: Worker) => void;
 }
 
 export const DEFAULT_CHUNK_ROWS = 16_384;
@@ -115,6 +118,9 @@ function compact(d: TensorData): TensorData {
   return d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : (d.slice() as TensorData);
 }
 
+/** A dimension onnxruntime reports as fixed (a positive number; symbolic names and -1 are dynamic). */
+const fixedDim = (d: number | string | undefined) => typeof d === 'number' && d > 0;
+
 function sliceRows(v: TensorValue, from: number, to: number): TensorValue {
   const per = v.dims.slice(1).reduce((a, b) => a * b, 1);
   return { data: v.data.subarray(from * per, to * per) as TensorData, dims: [to - from, ...v.dims.slice(1)] };
@@ -140,6 +146,7 @@ export async function openOnnxModel(dirOrFile: string, opts: OpenOptions = {}): 
   if (!existsSync(file))
     throw new ModelInvalidError(file, 'the file does not exist (a model folder holds model.onnx)');
   const worker = startWorker({ file, threads: opts.threads ?? 1 });
+  opts.onWorker?.(worker);
   const pending = new Map<
     number,
     { resolve: (v: Record<string, TensorValue>) => void; reject: (e: Error) => void }
@@ -165,8 +172,14 @@ export async function openOnnxModel(dirOrFile: string, opts: OpenOptions = {}): 
         ),
       );
     });
+    const early = (code: number) => {
+      clearTimeout(t);
+      reject(new ModelInvalidError(file, `the ONNX worker thread exited (code ${code}) while loading`));
+    };
+    worker.once('exit', early);
     worker.once('message', (m: { op: string; error?: string; inputs: Meta[]; outputs: Meta[] }) => {
       clearTimeout(t);
+      worker.off('exit', early);
       if (m.error) {
         void worker.terminate();
         reject(new ModelInvalidError(file, m.error));
@@ -237,13 +250,25 @@ export async function openOnnxModel(dirOrFile: string, opts: OpenOptions = {}): 
       const chunk = Math.max(1, runOpts.chunkRows ?? opts.chunkRows ?? DEFAULT_CHUNK_ROWS);
       const rows = Object.values(feeds)[0]?.dims[0] ?? 0;
       const batched = Object.values(feeds).every((f) => f.dims.length > 0 && f.dims[0] === rows);
-      if (!batched || rows <= chunk) return call(feeds);
+      // Chunks are joined along dim 0: only when every output is batched (its first dim dynamic);
+      // an output with a fixed first dim (a summary, a scalar) is computed over the whole input.
+      const outputsBatched = tensorOutputs.every((o) => o.dims.length > 0 && !fixedDim(o.dims[0]));
+      if (!batched || !outputsBatched || rows <= chunk) return call(feeds);
       const parts: Record<string, TensorValue>[] = [];
       for (let from = 0; from < rows; from += chunk) {
         const to = Math.min(rows, from + chunk);
-        parts.push(
-          await call(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, sliceRows(v, from, to)]))),
+        const part = await call(
+          Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, sliceRows(v, from, to)])),
         );
+        for (const o of tensorOutputs) {
+          const got = part[o.name];
+          if (!got || got.dims[0] !== to - from)
+            throw new RunwardenError(
+              'MODEL_INVALID',
+              `output '${o.name}' gave shape [${got?.dims.join(', ') ?? ''}] for a chunk of ${to - from} rows: it is not batched on its first dimension, so the input cannot be scored in chunks; score at most ${chunk} rows at a time`,
+            );
+        }
+        parts.push(part);
       }
       return Object.fromEntries(tensorOutputs.map((o) => [o.name, concatRows(parts.map((p) => p[o.name]!))]));
     },

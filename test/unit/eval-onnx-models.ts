@@ -164,3 +164,13 @@ export function sequenceOnlyOnnx(): Uint8Array {
     ],
   });
 }
+
+/** x float [batch, 2] → y = x [batch, 2] (batched) and total = Σx [1, 1] (not batched: one value). */
+export function summaryOutputOnnx(): Uint8Array {
+  return model({
+    name: 'summary',
+    node: [node('Identity', ['x'], ['y']), node('ReduceSum', ['x'], ['total'])],
+    input: [vi('x', FLOAT, ['batch', 2])],
+    output: [vi('y', FLOAT, ['batch', 2]), vi('total', FLOAT, [1, 1])],
+  });
+}
