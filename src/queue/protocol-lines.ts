@@ -7,8 +7,12 @@
  * and the task cannot end FINISHED. Once the command has ended, the whole chain shares one deadline
  * (`drainedBy`): lines still waiting then (a metric blocked on a full buffer, params retrying
  * through an outage) are counted as unstored and no longer waited for; ending the run rejects them.
- * Declared artifacts are collected for storeResults.
+ * Declared artifacts are collected for storeResults. A line in a namespace scripts may not write
+ * (`runwarden.*` tags, `eval.*` metrics: see protocol.ts) is shown in the log as refused, capped at
+ * `REFUSED_LINE_MAX` characters, and nothing of it is stored; the run goes on.
  */
+
+import { capForEcho } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { backoffDelay, isTransient, sleep } from '../mlflow/retry.js';
 import { parseLine } from '../runners/protocol.js';
@@ -20,6 +24,9 @@ export interface DeclaredArtifact {
   path: string;
   dest?: string;
 }
+
+/** Characters of a refused line shown in the log. */
+export const REFUSED_LINE_MAX = 300;
 
 export interface ProtocolLines {
   /** The runner's stdout callback: a promise (the store chain) for lines stored on the run. */
@@ -95,6 +102,13 @@ export function protocolLines(o: {
         type: 'log',
         stream: 'stdout',
         line: m.kind === 'invalid' ? `${line}  [runwarden: ${m.error}]` : line,
+      });
+    } else if (m.kind === 'refused') {
+      o.log.warn({ line: capForEcho(line, REFUSED_LINE_MAX) }, 'protocol line refused');
+      o.onEvent({
+        type: 'log',
+        stream: 'stdout',
+        line: `${capForEcho(line, REFUSED_LINE_MAX)}  [runwarden: ${m.error}]`,
       });
     } else if (m.kind === 'metric') {
       latest[m.key] = m.value;

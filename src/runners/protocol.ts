@@ -3,6 +3,9 @@
  * prefix `@@runwarden `. Kinds: metric {metric, value, step?}, param {param, value}, tag {tag,
  * value}, progress {progress: 0..1, message?}, artifact {artifact: path, dest?}. Other lines are
  * plain log. A malformed protocol line is reported, never fatal. See tasks/README.md.
+ * Namespaces the worker and the judge write are refused from scripts (`refused`, never stored):
+ * tags `runwarden.*` (e.g. `runwarden.eval.status`, `runwarden.model_id`) and metrics `eval.*`
+ * (the judge's re-score), so a script cannot vouch for itself.
  */
 import { z } from 'zod';
 
@@ -25,7 +28,18 @@ export type ProtocolMessage =
   | { kind: 'progress'; fraction: number; message?: string }
   | { kind: 'artifact'; path: string; dest?: string };
 
-export type ParsedLine = { kind: 'log' } | { kind: 'invalid'; error: string } | ProtocolMessage;
+export type ParsedLine =
+  | { kind: 'log' }
+  | { kind: 'invalid'; error: string }
+  | { kind: 'refused'; error: string }
+  | ProtocolMessage;
+
+/** Tag prefix only runwarden writes (case-insensitive). */
+export const RESERVED_TAG_PREFIX = 'runwarden.';
+/** Metric prefix only the judge writes (case-insensitive). */
+export const RESERVED_METRIC_PREFIX = 'eval.';
+
+const reserved = (key: string, prefix: string) => key.toLowerCase().startsWith(prefix);
 
 export function parseLine(line: string): ParsedLine {
   if (!line.startsWith(PROTOCOL_PREFIX)) return { kind: 'log' };
@@ -39,6 +53,16 @@ export function parseLine(line: string): ParsedLine {
   if (!r.success)
     return { kind: 'invalid', error: `not a known message: ${r.error.issues[0]?.message ?? ''}` };
   const m = r.data;
+  if ('metric' in m && reserved(m.metric, RESERVED_METRIC_PREFIX))
+    return {
+      kind: 'refused',
+      error: `refused: metric keys '${RESERVED_METRIC_PREFIX}*' are the judge's; log it under another name`,
+    };
+  if ('tag' in m && reserved(m.tag, RESERVED_TAG_PREFIX))
+    return {
+      kind: 'refused',
+      error: `refused: tags '${RESERVED_TAG_PREFIX}*' are written by runwarden only; use another tag name`,
+    };
   if ('metric' in m) return { kind: 'metric', key: m.metric, value: m.value, step: m.step };
   if ('param' in m) return { kind: 'param', key: m.param, value: m.value };
   if ('tag' in m) return { kind: 'tag', key: m.tag, value: m.value };
