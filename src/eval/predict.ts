@@ -46,10 +46,22 @@ function nested(o: Out): unknown {
   return build(0, 0);
 }
 
-/** Output tensors → a table: one row per batch entry, one column per output element. */
-function outputsTable(outs: Record<string, Out>): Table {
+/**
+ * Output tensors → a table: one row per batch entry, one column per output element. Every output
+ * must be batched (first dim = `rows`, the input's rows); an output that is not (a fixed summary,
+ * a scalar) has no row per input, so it is MODEL_INVALID naming the output and its shape.
+ */
+function outputsTable(outs: Record<string, Out>, rows: number): Table {
   const names = Object.keys(outs);
-  const n = names.length ? (outs[names[0]!]!.dims[0] ?? outs[names[0]!]!.data.length) : 0;
+  for (const name of names) {
+    const o = outs[name]!;
+    if (o.dims.length === 0 || o.dims[0] !== rows)
+      throw new RunwardenError(
+        'MODEL_INVALID',
+        `output '${capForEcho(name, 80)}' has shape [${o.dims.join(', ')}] for ${rows} input rows: prediction needs every output batched on its first dimension (one row per input row); export the model with a dynamic batch dimension on its outputs`,
+      );
+  }
+  const n = rows;
   const columns: string[] = [];
   const per: { o: Out; width: number }[] = [];
   for (const name of names) {
@@ -59,10 +71,10 @@ function outputsTable(outs: Record<string, Out>): Table {
     if (width === 1) columns.push(name);
     else for (let k = 0; k < width; k++) columns.push(`${name}_${k}`);
   }
-  const rows = Array.from({ length: n }, (_, i) =>
+  const table = Array.from({ length: n }, (_, i) =>
     per.flatMap(({ o, width }) => Array.from({ length: width }, (_, k) => num(o.data[i * width + k]!))),
   );
-  return { columns, rows };
+  return { columns, rows: table };
 }
 
 async function readFeatures(dir: string) {
@@ -84,12 +96,17 @@ async function readFeatures(dir: string) {
 export async function predictWithModel(
   dir: string,
   input: PredictInput,
-  opts: { field?: string; chunkRows?: number } = {},
+  opts: { field?: string; chunkRows?: number; threads?: number; signal?: AbortSignal } = {},
 ): Promise<Prediction> {
   const field = opts.field ?? 'data';
   const features = await readFeatures(dir);
-  const model = await openOnnxModel(dir);
+  opts.signal?.throwIfAborted();
+  const model = await openOnnxModel(dir, { threads: opts.threads });
+  // An abort (cancel, timeout) closes the model: its worker thread ends and a pending run rejects.
+  const onAbort = () => void model.close().catch(() => undefined);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    opts.signal?.throwIfAborted();
     const inputs = model.inputs;
     const named = (name: string) => {
       const i = inputs.find((x) => x.name === name);
@@ -111,6 +128,11 @@ export async function predictWithModel(
           'MODEL_INVALID',
           `the model gave no output '${capForEcho(features.output, 80)}' (features.json output)`,
         );
+      if (out.dims[0] !== w.keys.length || out.data.length !== w.keys.length)
+        throw new RunwardenError(
+          'MODEL_INVALID',
+          `output '${capForEcho(features.output, 80)}' has shape [${out.dims.join(', ')}] for ${w.keys.length} windows; a forecaster gives one value per window ([-1] or [-1, 1])`,
+        );
       const key = features.time_column ?? 'row';
       const rows = w.keys.map((k, i) => [
         k,
@@ -121,7 +143,7 @@ export async function predictWithModel(
       const records = rows.map((r) => ({ [key]: r[0], [features.output]: r[1] }));
       return { table, json: { predictions: records }, rows: rows.length, windows: true };
     }
-    const feeds: Record<string, Feed> = {};
+    const feeds: Record<string, Feed> = Object.create(null);
     if (input.kind === 'table') {
       if (inputs.length === 1) {
         feeds[inputs[0]!.name] = toFeed(inputs[0]!, tableTensor(field, input.table));
@@ -151,13 +173,14 @@ export async function predictWithModel(
       }
     }
     const outs = (await model.run(feeds, { chunkRows: opts.chunkRows })) as Record<string, Out>;
-    const table = outputsTable(outs);
+    const table = outputsTable(outs, Object.values(feeds)[0]?.dims[0] ?? 0);
     const json =
       input.kind === 'table'
         ? { predictions: table.rows.map((r) => Object.fromEntries(table.columns.map((c, j) => [c, r[j]]))) }
         : { predictions: Object.fromEntries(Object.entries(outs).map(([k, o]) => [k, nested(o)])) };
     return { table, json, rows: table.rows.length, windows: false };
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     await model.close().catch(() => undefined);
   }
 }

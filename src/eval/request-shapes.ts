@@ -26,6 +26,27 @@ export const REQUEST_KEYS = ['dataframe_split', 'dataframe_records', 'inputs', '
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Deepest nesting a request may have (the body's object, its key, then up to 32 list levels). */
+export const MAX_REQUEST_DEPTH = 34;
+
+/**
+ * Refuses a value nested deeper than `max` levels, walking it without recursion (so a hostile
+ * 100,000-level list is a ValidationError naming the field, not a stack overflow later).
+ */
+export function checkDepth(field: string, v: unknown, max = MAX_REQUEST_DEPTH): void {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth >= max)
+      throw new ValidationError(
+        field,
+        `is nested more than ${max} levels deep; a request is {key: nested list} with at most ${max - 2} list levels`,
+      );
+    for (const child of Array.isArray(node) ? node : Object.values(node)) stack.push([child, depth + 1]);
+  }
+}
+
 function tooMany(field: string, rows: number, maxRows: number): ValidationError {
   return new ValidationError(
     field,
@@ -86,10 +107,11 @@ function tensors(field: string, v: unknown, maxRows: number): PredictInput {
     if (v.length > 0 && isObj(v[0])) {
       const names = Object.keys(v[0]);
       if (v.length > maxRows) throw tooMany(field, v.length, maxRows);
-      const out: Record<string, GivenTensor> = {};
+      // No prototype: an input named `__proto__` is a key like any other.
+      const out: Record<string, GivenTensor> = Object.create(null);
       for (const n of names) {
         const stacked = v.map((inst, i) => {
-          if (!isObj(inst) || !(n in inst))
+          if (!isObj(inst) || !Object.hasOwn(inst, n))
             throw new ValidationError(
               `${field}[${i}]`,
               `lacks '${capForEcho(n, 80)}', which the first instance has`,
@@ -105,7 +127,7 @@ function tensors(field: string, v: unknown, maxRows: number): PredictInput {
   if (isObj(v)) {
     const names = Object.keys(v);
     if (!names.length) throw new ValidationError(field, 'is an empty object; give {input_name: nested list}');
-    const out: Record<string, GivenTensor> = {};
+    const out: Record<string, GivenTensor> = Object.create(null);
     for (const n of names) out[n] = flattenNested(`${field}.${capForEcho(n, 80)}`, v[n], maxRows);
     return { kind: 'tensors', tensors: out };
   }
@@ -117,6 +139,7 @@ function tensors(field: string, v: unknown, maxRows: number): PredictInput {
  * `field` prefixes every error (e.g. `data`). Throws ValidationError naming the field.
  */
 export function parseRequest(field: string, body: unknown, maxRows: number): PredictInput {
+  checkDepth(field, body);
   if (Array.isArray(body)) return tensors(field, body, maxRows); // a bare nested list, as input_example.json
   if (!isObj(body))
     throw new ValidationError(field, `must be an object with one of ${REQUEST_KEYS.join(', ')}, or a URI`);

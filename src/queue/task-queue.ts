@@ -19,6 +19,7 @@ import { RW_TAGS } from '../tracking/tags.js';
 import { keys, QUEUE_NAME, RECORD_TTL_SECONDS } from './keys.js';
 import {
   DEFAULT_PREDICT_MAX_ROWS,
+  dedupPredictTask,
   isPredictSpec,
   normalizePredictSpec,
   preparePredictTask,
@@ -107,15 +108,19 @@ export class TaskQueue {
       ? undefined
       : loadTemplate(this.opts.tasksDir, typeof templateName === 'string' ? templateName : '');
     let task = template ? normalizeSpec(spec, template) : normalizePredictSpec(spec);
-    const prior = await this.queue.getJob(task.taskId);
-    if (prior) return { task: prior.data.task, existing: true, info: await this.info(task.taskId, prior) };
     const inputs = this.opts.inputs ?? defaultInputPolicy(this.opts.tasksDir);
-    if (template) await checkInputs(this.opts.client, task.inputs, inputs, templateDefaultInputs(template));
-    else
+    if (!template) {
+      // A prediction's id hashes the resolved model, so it is resolved first; a failed or
+      // cancelled prediction is never the answer to a new request (src/queue/predict-spec.ts).
       task = await preparePredictTask(this.opts.client, task, {
         inputs,
         maxRows: this.opts.predictMaxRows ?? DEFAULT_PREDICT_MAX_ROWS,
       });
+      task = (await dedupPredictTask(task, async (id) => (await this.get(id))?.state)).task;
+    }
+    const prior = await this.queue.getJob(task.taskId);
+    if (prior) return { task: prior.data.task, existing: true, info: await this.info(task.taskId, prior) };
+    if (template) await checkInputs(this.opts.client, task.inputs, inputs, templateDefaultInputs(template));
     // The job is gone (cancelled before it started, or removed by age): its old record and cancel
     // marker must not describe the new task.
     await this.redis.del(this.keys.cancel(task.taskId), this.keys.task(task.taskId));

@@ -4,7 +4,9 @@
  * exists, no such version or alias), waits a bounded time for the worker, and returns the task,
  * the prediction run (nested under the training run) and a bounded preview: at most 20 rows and 20
  * columns, text cells capped at 100 characters. A refusal or a malformed reference is an isError
- * text saying how to recover; a task still running returns `finished: false` (wait_for_task).
+ * text saying how to recover; a task still running returns `finished: false` (wait_for_task). The
+ * same resolved model and data return the existing task unless `force` (a failed or cancelled one
+ * is never returned: a new task runs).
  */
 import { z } from 'zod';
 import { RunwardenError, type RunwardenErrorCode } from '../../errors/index.js';
@@ -40,6 +42,7 @@ export const predictTool = defineTool({
       .union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())])
       .describe('URI, or {dataframe_split|dataframe_records|inputs|instances}'),
     wait_seconds: z.number().min(0).max(120).optional().describe('Default 30'),
+    force: z.boolean().optional().describe('New task even if the same one exists'),
   },
   output: {
     task_id: z.string(),
@@ -65,6 +68,7 @@ export const predictTool = defineTool({
     const tasks = tasksOf(ctx);
     const { task, existing } = await tasks.enqueue({
       predict: { model: args.model, data: args.data },
+      ...(args.force ? { force: true } : {}),
     });
     const limitMs = (args.wait_seconds ?? 30) * 1000;
     const started = Date.now();
