@@ -81,7 +81,7 @@ afterAll(async () => {
 });
 
 async function judged(
-  params: Record<string, string | number>,
+  params: Record<string, string | number | boolean>,
   template = 'forecast-claims',
 ): Promise<ReviewItem> {
   const { task } = await queue.enqueue({ template, params, experiment });
@@ -189,6 +189,22 @@ describe('re-scoring by the policy judge', () => {
     );
     expect(run.tags[EVAL_TAGS.note]).toMatch(/^CLAIM DISAGREES/);
     expect(item.outcome?.version).toBeUndefined();
+  }, 240_000);
+
+  it('rescore: when the model does not say test_rows, the claim check is skipped with the reason and the holdout check decides (approved)', async () => {
+    const item = await judged({ claim_factor: 1, say_test_rows: false, tag: 'untold' });
+    expect(item.decision).toMatchObject({ verdict: 'approve', judge: 'policy' });
+    expect(item.decision?.notes).toMatch(/claim check skipped: .*does not say test_rows/);
+    expect(item.decision?.notes).toMatch(/re-scored on 100 rows of data\/holdout\.csv/);
+    const run = await pyGetRun(mlflowUrl, item.runId);
+    expect(run.tags[CLAIM_TAGS.status]).toBe('skipped');
+    expect(run.tags[CLAIM_TAGS.note]).toMatch(/does not say test_rows/);
+    expect(run.metrics['eval.test_rmse']).toBeUndefined();
+    expect(run.tags[EVAL_TAGS.status]).toBe('ok');
+    // The evidence an agent reads says it too.
+    const ev = await store.evidence(item.id);
+    expect(ev.rescore?.claim).toMatchObject({ status: 'skipped' });
+    expect(ev.rescore?.claim?.summary).toMatch(/does not say test_rows/);
   }, 240_000);
 
   it('rescore: when the re-score cannot run (the holdout is missing), the policy rejects the item and says why', async () => {
