@@ -5,17 +5,20 @@
  * and `python_function` flavours and a tensor signature (JSON strings inside the YAML, as MLflow
  * writes them), `conda.yaml`, `python_env.yaml`, `requirements.txt`, `input_example.json` (kept when
  * the trainer wrote one, else zeros with batch 1) and `serving_input_example.json`. The graph's
- * inputs and outputs are read by loading it with onnxruntime-node (by path, so external data
- * loads). The versions written are the ones runwarden pins (`MODEL_ENV`), not detected.
+ * inputs and outputs are read from the ONNX protobuf without its weights (onnx-graph-io.ts), not by
+ * creating an onnxruntime session: that blocked the worker's event loop (1.8 s for a 268 MB model)
+ * and a model that crashes onnxruntime natively would take the worker down. Whether onnxruntime can
+ * run the graph is checked where it is run (the judge's re-score, prediction), off the main thread.
+ * The versions written are the ones runwarden pins (`MODEL_ENV`), not detected.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { InferenceSession } from 'onnxruntime-node';
 import YAML, { Scalar } from 'yaml';
 import { capForEcho, RunwardenError } from '../errors/index.js';
 import { type FeatureSpec, parseFeatureSpec } from '../eval/features.js';
+import { type GraphValue, readGraphIo } from './onnx-graph-io.js';
 
 /** The environment an MLflow model written by runwarden declares (what `.venv` has: scripts/setup.sh). */
 export const MODEL_ENV = {
@@ -53,7 +56,7 @@ const invalid = (file: string, why: string) =>
       'to it); re-export the model (torch.onnx.export / onnx.save) and run the task again.',
   );
 
-/** ORT tensor types → numpy dtype names, as MLflow's TensorSpec writes them. */
+/** ONNX tensor types (onnxruntime's names) → numpy dtype names, as MLflow's TensorSpec writes them. */
 const DTYPES: Record<string, string> = {
   float32: 'float32',
   float64: 'float64',
@@ -70,42 +73,34 @@ const DTYPES: Record<string, string> = {
   string: 'object',
 };
 
-const dimOf = (d: number | string) => (typeof d === 'number' && d >= 0 ? d : -1);
-
-function specOf(m: InferenceSession.ValueMetadata, file: string, what: string): TensorSpecJson | undefined {
-  if (!m.isTensor) {
+function specOf(m: GraphValue, file: string, what: string): TensorSpecJson | undefined {
+  if (m.type === undefined) {
     if (what === 'input') throw invalid(file, `input '${capForEcho(m.name)}' is not a tensor`);
     return undefined; // map/sequence outputs: not part of a tensor signature (and unsupported in Node)
   }
   const dtype = DTYPES[m.type];
   if (!dtype) throw invalid(file, `${what} '${capForEcho(m.name)}' has unsupported type ${m.type}`);
-  return { name: m.name, type: 'tensor', 'tensor-spec': { dtype, shape: m.shape.map(dimOf) } };
+  return { name: m.name, type: 'tensor', 'tensor-spec': { dtype, shape: m.dims } };
 }
 
-/** Inputs and outputs of the graph at `file` as MLflow tensor specs; MODEL_INVALID when it does not load. */
+/** Inputs and outputs of the graph at `file` as MLflow tensor specs; MODEL_INVALID when it does not decode. */
 export async function readOnnxSignature(
   file: string,
 ): Promise<{ inputs: TensorSpecJson[]; outputs: TensorSpecJson[] }> {
   const shown = path.basename(file);
   if (!existsSync(file)) throw invalid(shown, `no ${shown} in ${capForEcho(path.dirname(file))}`);
-  let session: InferenceSession;
+  let io: Awaited<ReturnType<typeof readGraphIo>>;
   try {
-    // Loaded on first use: the native binding stays out of processes that never write a model.
-    const ort = await import('onnxruntime-node');
-    session = await ort.InferenceSession.create(file);
+    io = await readGraphIo(file);
   } catch (err) {
-    throw invalid(shown, `onnxruntime cannot load it (${capForEcho((err as Error).message, 300)})`);
+    throw invalid(shown, `not a readable ONNX model (${capForEcho((err as Error).message, 300)})`);
   }
-  try {
-    const inputs = session.inputMetadata.map((m) => specOf(m, shown, 'input'));
-    const outputs = session.outputMetadata.map((m) => specOf(m, shown, 'output'));
-    return {
-      inputs: inputs.filter((s): s is TensorSpecJson => !!s),
-      outputs: outputs.filter((s): s is TensorSpecJson => !!s),
-    };
-  } finally {
-    await session.release().catch(() => undefined);
-  }
+  const inputs = io.inputs.map((m) => specOf(m, shown, 'input'));
+  const outputs = io.outputs.map((m) => specOf(m, shown, 'output'));
+  return {
+    inputs: inputs.filter((s): s is TensorSpecJson => !!s),
+    outputs: outputs.filter((s): s is TensorSpecJson => !!s),
+  };
 }
 
 /** A JSON number that stays a float for float dtypes (`0.0`, not `0`), so pyfunc casts nothing. */
@@ -143,6 +138,7 @@ async function inputExample(dir: string, inputs: TensorSpecJson[]): Promise<stri
 async function folderBytes(dir: string): Promise<number> {
   let total = 0;
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    // Dirent.parentPath: Node ≥ 20.12 (package.json engines: ≥ 20.15, for zlib.crc32).
     if (e.isFile() && !(e.parentPath === dir && e.name === MLMODEL_FILE))
       total += (await stat(path.join(e.parentPath, e.name))).size;
   }
@@ -193,8 +189,8 @@ function environmentFiles(): Record<string, string> {
 
 /**
  * Make `dir` an MLflow model folder (see the module comment). An `MLmodel` already there (a template
- * that called `mlflow.onnx.save_model` itself) is kept; the graph is still loaded to check it.
- * Throws MODEL_INVALID (no model.onnx, a graph onnxruntime cannot load, a bad features.json).
+ * that called `mlflow.onnx.save_model` itself) is kept; the graph is still read to check it.
+ * Throws MODEL_INVALID (no model.onnx, a file that is not an ONNX ModelProto, a bad features.json).
  */
 export async function writeMlflowModel(
   dir: string,

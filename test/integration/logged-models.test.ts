@@ -286,7 +286,7 @@ print(json.dumps({
     );
     await run.end('FAILED', { reason: stored.modelError ?? '', tags: stored.tags });
     expect(stored.modelError).toMatch(
-      /^the template's ONNX model is unusable: model\.onnx: onnxruntime cannot load it/,
+      /^the template's ONNX model is unusable: model\.onnx: not a readable ONNX model/,
     );
     expect(stored.tags['runwarden.model_note']).toMatch(/^model\.onnx: /);
     expect(stored.tags['runwarden.model_exists']).toBe('false');

@@ -123,7 +123,7 @@ describe('writeMlflowModel', () => {
     const err = await writeMlflowModel(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunwardenError);
     expect((err as RunwardenError).code).toBe('MODEL_INVALID');
-    expect((err as Error).message).toMatch(/^model\.onnx: onnxruntime cannot load it/);
+    expect((err as Error).message).toMatch(/^model\.onnx: not a readable ONNX model/);
     expect((err as Error).message).toContain('re-export the model');
   });
 
