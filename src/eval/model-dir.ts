@@ -2,7 +2,8 @@
  * Downloading a whole model folder from MLflow's artifact proxy: every file under the artifact URI,
  * recursively, keeping the tree. The whole folder, because ONNX external data (MLflow saves large
  * tensors into a file named by a random uuid) must sit next to model.onnx, which is then loaded by
- * path. The total size is bounded (RUNWARDEN_EVAL_MAX_MODEL_BYTES) before and during the download.
+ * path. The total size is bounded (RUNWARDEN_EVAL_MAX_MODEL_BYTES) before and during the download;
+ * an abort signal stops it between files and inside the running file's transfer.
  */
 import path from 'node:path';
 import { RunwardenError } from '../errors/index.js';
@@ -49,12 +50,13 @@ export async function downloadModelDir(
   client: MlflowClient,
   artifactUri: string,
   dest: string,
-  opts: { maxBytes?: number } = {},
+  opts: { maxBytes?: number; signal?: AbortSignal } = {},
 ): Promise<{ files: string[]; bytes: number }> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MODEL_BYTES;
   const root = storePath(client, artifactUri);
   const files: { rel: string; size: number }[] = [];
   await listTree(client, root, '', files);
+  opts.signal?.throwIfAborted();
   if (files.length === 0)
     throw new RunwardenError(
       'MODEL_INVALID',
@@ -70,7 +72,8 @@ export async function downloadModelDir(
   let bytes = 0;
   for (const f of files) {
     const target = path.join(dest, ...f.rel.split('/'));
-    bytes += (await downloadFile(client, artifactUri, f.rel, target)).bytes;
+    opts.signal?.throwIfAborted();
+    bytes += (await downloadFile(client, artifactUri, f.rel, target, { signal: opts.signal })).bytes;
     if (bytes > maxBytes) throw tooBig(bytes);
   }
   return { files: files.map((f) => f.rel), bytes };

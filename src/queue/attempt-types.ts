@@ -28,8 +28,17 @@ export interface AttemptSettings {
   envBuildTimeoutMs?: number;
   /** Extra environment for the command (MLflow credentials). */
   env: Record<string, string | undefined>;
-  /** Prediction tasks: most rows and bytes of their data (src/queue/predict-attempt.ts). */
-  predict?: { maxRows?: number; maxBytes?: number; chunkRows?: number };
+  /**
+   * Prediction tasks: most rows and bytes of their data (src/queue/predict-attempt.ts), and the
+   * model folder's byte cap and onnxruntime threads (RUNWARDEN_EVAL_MAX_MODEL_BYTES, _THREADS).
+   */
+  predict?: {
+    maxRows?: number;
+    maxBytes?: number;
+    chunkRows?: number;
+    maxModelBytes?: number;
+    threads?: number;
+  };
   /** The input boundary, applied again when inputs are brought in. */
   inputs: InputPolicy & {
     /** Keep the inputs' copies in workspace.zip (default: only the inputs.json manifest). */

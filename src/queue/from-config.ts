@@ -46,7 +46,12 @@ export function attemptSettings(cfg: Config): AttemptSettings {
       MLFLOW_TRACKING_PASSWORD: cfg.mlflow.password,
     },
     inputs: cfg.inputs,
-    predict: { maxRows: cfg.queue.predictMaxRows, maxBytes: cfg.queue.predictMaxBytes },
+    predict: {
+      maxRows: cfg.queue.predictMaxRows,
+      maxBytes: cfg.queue.predictMaxBytes,
+      maxModelBytes: cfg.eval.maxModelBytes,
+      threads: cfg.eval.threads,
+    },
   };
 }
 

@@ -10,7 +10,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { capForEcho, hasCode, RunwardenError } from '../errors/index.js';
+import { capForEcho, hasCode, RunwardenError, redactUri } from '../errors/index.js';
 import { downloadModelDir } from '../eval/model-dir.js';
 import { predictWithModel, tableCsv } from '../eval/predict.js';
 import type { Logger } from '../log.js';
@@ -26,6 +26,9 @@ import { settleEarlierAttempts } from './earlier-attempts.js';
 import { inputRows, loadData, type PredictionSummary, preview } from './predict-data.js';
 
 export type { PredictionSummary } from './predict-data.js';
+
+/** How long a cancelled or timed-out attempt waits for its prediction to stop before cleaning up. */
+const SETTLE_MS = 10_000;
 
 export interface PredictOutcome extends AttemptOutcome {
   prediction?: PredictionSummary;
@@ -44,18 +47,23 @@ async function predictInRun(
 ): Promise<PredictionSummary> {
   const p = task.predict!;
   const modelDir = path.join(dir, 'model');
-  await downloadModelDir(client, model.artifactUri, modelDir);
+  await downloadModelDir(client, model.artifactUri, modelDir, {
+    maxBytes: settings.predict?.maxModelBytes,
+    signal,
+  });
   signal.throwIfAborted();
   const { input, digest } = await loadData(client, settings, p.data, path.join(dir, 'inputs'), signal);
   await run.setTags({
     'runwarden.predict.input_digest': digest,
-    'runwarden.predict.input': typeof p.data === 'string' ? capForEcho(p.data, 1000) : 'inline',
+    'runwarden.predict.input': typeof p.data === 'string' ? capForEcho(redactUri(p.data), 1000) : 'inline',
   });
   await run.logParams({ 'predict.model': p.model, 'predict.rows': inputRows(input) });
   signal.throwIfAborted();
   const out = await predictWithModel(modelDir, input, {
     field: 'predict.data',
     chunkRows: settings.predict?.chunkRows,
+    threads: settings.predict?.threads,
+    signal,
   });
   signal.throwIfAborted();
   const outDir = path.join(dir, 'out');
@@ -157,6 +165,7 @@ export async function runPredictAttempt(
   // Set once the outcome is decided and the run is being ended with it.
   let decided = false;
   let errorCode: string | undefined;
+  let work: Promise<PredictionSummary> | undefined;
   const outcome = (): PredictOutcome => ({
     status,
     kind,
@@ -177,7 +186,9 @@ export async function runPredictAttempt(
       else signal.addEventListener('abort', fail, { once: true });
     });
     aborted.catch(() => undefined);
-    prediction = await Promise.race([predictInRun(client, settings, task, model, run, dir, signal), aborted]);
+    work = predictInRun(client, settings, task, model, run, dir, signal);
+    work.catch(() => undefined);
+    prediction = await Promise.race([work, aborted]);
     if (ctx.confirmLock && !(await ctx.confirmLock())) {
       [status, kind, reason] = ['KILLED', 'lock-lost', stopReason('lock-lost', ctx, task.timeoutSeconds)];
     } else {
@@ -222,6 +233,21 @@ export async function runPredictAttempt(
     else if (run.status !== status) [status, kind] = [run.status, 'failed'];
   } finally {
     clearTimeout(timer);
+    // After an abort the prediction stops on the signal (download aborted, model closed): wait for
+    // it, bounded, so its files are not written into a folder being removed.
+    if (work) {
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([
+        work.then(
+          () => undefined,
+          () => undefined,
+        ),
+        new Promise<void>((r) => {
+          wait = setTimeout(r, SETTLE_MS);
+        }),
+      ]);
+      clearTimeout(wait);
+    }
     if (!settings.keepWorkspaces) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
   return outcome();

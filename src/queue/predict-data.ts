@@ -7,10 +7,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { capForEcho, ValidationError } from '../errors/index.js';
+import path from 'node:path';
+import { capForEcho, redactUri, ValidationError } from '../errors/index.js';
 import { type PredictInput, parseRequest } from '../eval/request-shapes.js';
 import { parseCsv } from '../eval/table.js';
-import type { MlflowClient } from '../mlflow/client.js';
+import { artifactBaseUrl, listArtifacts, readArtifact } from '../mlflow/artifacts.js';
+import { type MlflowClient, ok } from '../mlflow/client.js';
+import { normalizeArtifactPath } from '../mlflow/paths.js';
 import type { NormalizedTask } from '../model/task-spec.js';
 import { materializeInputs } from '../runners/inputs.js';
 import { canonicalJson } from '../tracking/lineage.js';
@@ -67,16 +70,9 @@ export async function loadData(
   const maxBytes = settings.predict?.maxBytes ?? DEFAULT_PREDICT_MAX_BYTES;
   if (typeof data !== 'string')
     return { input: parseRequest('predict.data', data, maxRows), digest: sha256(canonicalJson(data)) };
-  const local = (await materializeInputs(client, { data }, dir, settings.inputs, { signal })).data!;
-  const size = (await stat(local)).size;
-  if (size > maxBytes)
-    throw new ValidationError(
-      'predict.data',
-      `the file is ${size} bytes, more than ${maxBytes} (RUNWARDEN_PREDICT_MAX_BYTES); split it into several predictions`,
-    );
-  const bytes = await readFile(local);
+  const { bytes, name } = await fetchData(client, settings, data, dir, signal, maxBytes);
   const text = bytes.toString('utf8');
-  if (/\.json$/i.test(local)) {
+  if (/\.json$/i.test(name)) {
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -86,6 +82,88 @@ export async function loadData(
     return { input: parseRequest('predict.data', body, maxRows), digest: sha256(bytes) };
   }
   return { input: { kind: 'table', table: parseCsv(text, { maxRows }) }, digest: sha256(bytes) };
+}
+
+const tooBig = (size: number | undefined, maxBytes: number) =>
+  new ValidationError(
+    'predict.data',
+    `the file is ${size === undefined ? '' : `${size} bytes, `}more than ${maxBytes} bytes (RUNWARDEN_PREDICT_MAX_BYTES); split it into several predictions`,
+  );
+const aFolder = (uri: string) =>
+  new ValidationError(
+    'predict.data',
+    `${capForEcho(redactUri(uri), 200)} is a folder (a model folder?); give one CSV or JSON file`,
+  );
+
+/**
+ * Where an artifact data URI (runs:/ or mlflow-artifacts:) lives and what its listing says; a
+ * folder (a model folder given as data) is refused here, at enqueue and again when the task runs.
+ */
+export async function artifactEntry(
+  client: MlflowClient,
+  uri: string,
+): Promise<{ base: string; rel: string; entry?: { is_dir?: boolean; file_size?: number | string } }> {
+  let base: string;
+  let rel: string;
+  let entry: { is_dir?: boolean; file_size?: number | string } | undefined;
+  if (uri.startsWith('runs:/')) {
+    const m = /^runs:\/+([^/]+)\/(.+)$/.exec(uri);
+    if (!m) throw new ValidationError('predict.data', 'a runs:/ URI is runs:/<run_id>/<path to a file>');
+    rel = normalizeArtifactPath(m[2]!);
+    const run = await ok(
+      client.api.GET('/api/2.0/mlflow/runs/get', { params: { query: { run_id: m[1]! } } }),
+    );
+    base = run.run?.info?.artifact_uri ?? '';
+    const parent = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+    entry = (await listArtifacts(client, m[1]!, parent)).find((f) => f.path === rel);
+    if (!entry)
+      throw new ValidationError('predict.data', `${capForEcho(redactUri(uri), 200)} does not exist`);
+  } else {
+    const slash = uri.replace(/\/+$/, '').lastIndexOf('/');
+    base = uri.slice(0, slash);
+    rel = uri.slice(slash + 1);
+    // Listing the URI itself: a folder has entries, a file none.
+    const m = /^mlflow-artifacts:(\/\/[^/]+)?\/?(.*)$/.exec(uri);
+    artifactBaseUrl(client, uri);
+    const page = await ok(
+      client.api.GET('/api/2.0/mlflow-artifacts/artifacts', {
+        params: { query: { path: normalizeArtifactPath(m?.[2] ?? '') } },
+      }),
+    );
+    if ((page.files ?? []).length > 0) entry = { is_dir: true };
+  }
+  if (entry?.is_dir) throw aFolder(uri);
+  return { base, rel, entry };
+}
+
+/**
+ * The data file's bytes, never more than `maxBytes` read: an MLflow artifact (runs:/ or
+ * mlflow-artifacts:) is listed first (a folder or a listed size past the cap is refused before any
+ * download) and read with the cap as the body limit; a file:// or http(s) input is brought in by
+ * the task-input rules, a folder refused, and its size checked before it is read.
+ */
+async function fetchData(
+  client: MlflowClient,
+  settings: AttemptSettings,
+  uri: string,
+  dir: string,
+  signal: AbortSignal,
+  maxBytes: number,
+): Promise<{ bytes: Buffer; name: string }> {
+  if (uri.startsWith('runs:/') || uri.startsWith('mlflow-artifacts:')) {
+    const { base, rel, entry } = await artifactEntry(client, uri);
+    if (entry?.file_size !== undefined && Number(entry.file_size) > maxBytes)
+      throw tooBig(Number(entry.file_size), maxBytes);
+    signal.throwIfAborted();
+    const got = await readArtifact(client, base, rel, maxBytes);
+    if (got.truncated) throw tooBig(undefined, maxBytes);
+    return { bytes: got.bytes, name: rel };
+  }
+  const local = (await materializeInputs(client, { data: uri }, dir, settings.inputs, { signal })).data!;
+  const st = await stat(local);
+  if (st.isDirectory()) throw aFolder(uri);
+  if (st.size > maxBytes) throw tooBig(st.size, maxBytes);
+  return { bytes: await readFile(local), name: local };
 }
 
 export const inputRows = (i: PredictInput) =>

@@ -19,6 +19,7 @@ import type { InputPolicy } from '../runners/input-policy.js';
 import { checkInputs } from '../runners/inputs.js';
 import { canonicalJson, configHash } from '../tracking/lineage.js';
 import { parseModelRef, resolveModelRef } from '../tracking/model-ref.js';
+import { artifactEntry } from './predict-data.js';
 import type { TaskState } from './records.js';
 
 /** The template name prediction tasks carry (no task template has it: a spec with `predict`). */
@@ -91,8 +92,11 @@ export async function preparePredictTask(
   const { force, ...task } = draft;
   const p = task.predict!;
   const model = await resolveModelRef(client, p.model);
-  if (typeof p.data === 'string') await checkInputs(client, { data: p.data }, opts.inputs);
-  else parseRequest('predict.data', p.data, opts.maxRows);
+  if (typeof p.data === 'string') {
+    await checkInputs(client, { data: p.data }, opts.inputs);
+    if (p.data.startsWith('runs:/') || p.data.startsWith('mlflow-artifacts:'))
+      await artifactEntry(client, p.data);
+  } else parseRequest('predict.data', p.data, opts.maxRows);
   const exp = await ok(
     client.api.GET('/api/2.0/mlflow/experiments/get', {
       params: { query: { experiment_id: model.experimentId } },
