@@ -120,3 +120,16 @@ describe('dedupPredictTask', () => {
     expect(again).toMatchObject({ existing: true, task: { taskId: `${task.taskId}-r1` } });
   });
 });
+
+describe('prediction settings', () => {
+  it('attemptSettings: RUNWARDEN_EVAL_MAX_MODEL_BYTES and RUNWARDEN_EVAL_THREADS reach prediction attempts', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    const { attemptSettings } = await import('../../src/queue/from-config.js');
+    const cfg = loadConfig({
+      MLFLOW_TRACKING_URI: 'http://127.0.0.1:5000',
+      RUNWARDEN_EVAL_MAX_MODEL_BYTES: '12345',
+      RUNWARDEN_EVAL_THREADS: '3',
+    });
+    expect(attemptSettings(cfg).predict).toMatchObject({ maxModelBytes: 12_345, threads: 3 });
+  }, 60_000);
+});
