@@ -19,7 +19,9 @@ import { parseFeatureSpec } from '../../src/eval/features.js';
 import { parseCsv } from '../../src/eval/table.js';
 import { windowsFromTable } from '../../src/eval/windows.js';
 import { readArtifact } from '../../src/mlflow/artifacts.js';
+import type { AttemptSettings } from '../../src/queue/attempt-types.js';
 import type { PredictionSummary } from '../../src/queue/predict-attempt.js';
+import { loadData } from '../../src/queue/predict-data.js';
 import { TaskQueue } from '../../src/queue/task-queue.js';
 import { getOrCreateExperiment } from '../../src/tracking/experiments.js';
 import { logModel } from '../../src/tracking/logged-model.js';
@@ -439,6 +441,85 @@ describe('predict under faults', () => {
       await proxy.close();
     }
   }, 240_000);
+});
+
+describe('predict dedup and data', () => {
+  it('predict: a data artifact larger than RUNWARDEN_PREDICT_MAX_BYTES is refused from its listed size before any download, and a folder is refused when the task runs', async () => {
+    const settings = {
+      predict: { maxBytes: 64 },
+      inputs: { roots: [dataDir], allowDirs: false, httpHosts: [] },
+    } as unknown as AttemptSettings;
+    const at = join(workDir, 'load-data');
+    const big = await loadData(
+      client,
+      settings,
+      `runs:/${trainRunId}/model/model.onnx`,
+      at,
+      AbortSignal.timeout(60_000),
+    ).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(hasCode(big, 'VALIDATION_ERROR'), String(big)).toBe(true);
+    expect(big!.message).toMatch(
+      /^predict\.data: the file is \d+ bytes, more than 64 bytes \(RUNWARDEN_PREDICT_MAX_BYTES\)/,
+    );
+    const folder = await loadData(
+      client,
+      settings,
+      `runs:/${trainRunId}/model`,
+      at,
+      AbortSignal.timeout(60_000),
+    ).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(folder!.message).toMatch(/is a folder \(a model folder\?\)/);
+  }, 60_000);
+
+  it('predict: the same alias after it moved to another version is a new task scored with the new version; a failed prediction asked again runs a new task', async () => {
+    const data = pathToFileURL(dataFile).href;
+    const ref = `models:/${modelName}@champion`;
+    const before = await queue.enqueue({ predict: { model: ref, data } });
+    await finishedTask(before.task.taskId);
+    // The alias moves to a new version (same training run): the same request is another prediction.
+    const moved = await registerModel(client, {
+      runId: trainRunId,
+      artifactPath: 'model',
+      modelId,
+      name: modelName,
+      alias: 'champion',
+    });
+    const after = await queue.enqueue({ predict: { model: ref, data } });
+    expect(after.existing).toBe(false);
+    expect(after.task.taskId).not.toBe(before.task.taskId);
+    const info = await finishedTask(after.task.taskId);
+    expect(info.state).toBe('completed');
+    const p = (info.result as { prediction: PredictionSummary }).prediction;
+    expect(p.model.version).toBe(String(moved.version));
+
+    // A prediction that failed (a shape the model does not take) is never the answer to a new request.
+    const bad = { inputs: { window: [[[1, 2, 3]]] } };
+    const first = await queue.enqueue({ predict: { model: ref, data: bad } });
+    expect((await finishedTask(first.task.taskId)).state).toBe('failed');
+    const again = await queue.enqueue({ predict: { model: ref, data: bad } });
+    expect(again.existing).toBe(false);
+    expect(again.task.taskId).toBe(`${first.task.taskId}-r1`);
+    await finishedTask(again.task.taskId);
+  }, 300_000);
+
+  it('predict: a model folder given as data (runs:/<run>/model) is refused at enqueue with a clear error, and nothing is queued', async () => {
+    const err = await queue
+      .enqueue({ predict: { model: `models:/${modelName}@champion`, data: `runs:/${trainRunId}/model` } })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(hasCode(err, 'VALIDATION_ERROR'), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(
+      /^predict\.data: runs:\/.*\/model is a folder \(a model folder\?\); give one CSV or JSON file/,
+    );
+  }, 60_000);
 });
 
 function featuresOf() {
