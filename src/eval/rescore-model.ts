@@ -6,7 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { RunwardenError, ValidationError } from '../errors/index.js';
+import { capForEcho, RunwardenError, ValidationError } from '../errors/index.js';
 import { listArtifacts } from '../mlflow/artifacts.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { getLoggedModel, MODEL_ID_TAG } from '../tracking/logged-model.js';
@@ -19,6 +19,13 @@ export async function findModel(
   const modelId = run.tags[MODEL_ID_TAG];
   if (modelId) {
     const ref = await getLoggedModel(client, modelId);
+    // The tag names a model; only a model this run produced is this run's candidate (a tag
+    // pointing at another run's model would have the judge score someone else's work).
+    if (ref.sourceRunId !== run.runId)
+      throw new RunwardenError(
+        'MODEL_INVALID',
+        `the run's ${MODEL_ID_TAG} names logged model ${capForEcho(modelId, 100)}, which run ${capForEcho(ref.sourceRunId, 64)} produced, not this run: nothing of this run to re-score`,
+      );
     return { artifactUri: ref.artifactUri, modelId, uri: `models:/${modelId}` };
   }
   const files = await listArtifacts(client, run.runId, 'model').catch(() => []);

@@ -268,4 +268,31 @@ describe('re-scoring by the policy judge', () => {
     expect(again.fresh).toBe(false);
     expect(again.metrics?.rmse).toBeCloseTo(a.metrics!.rmse, 10);
   }, 240_000);
+
+  it("rescore: a run whose runwarden.model_id names another run's logged model is not re-scored with that model: failed, saying whose model it is", async () => {
+    const honestRun = await pyGetRun(mlflowUrl, honest.runId);
+    const modelId = honestRun.tags['runwarden.model_id']!;
+    // A run that produced no model but carries the honest run's model id (set behind runwarden's back).
+    const { run } = await ok(
+      client.api.POST('/api/2.0/mlflow/runs/create', {
+        body: { experiment_id: honest.experimentId, run_name: 'borrowed-model', start_time: Date.now() },
+      }),
+    );
+    const runId = run!.info!.run_id!;
+    const facts = {
+      runId,
+      artifactUri: run!.info!.artifact_uri!,
+      metrics: { test_rmse: 0.01, test_mae: 0.01, test_mse: 0.0001, composite: 0.008 },
+      tags: { 'runwarden.model_id': modelId },
+    };
+    const res = await rescoreRun(client, {
+      run: facts,
+      def: { holdout: 'data/holdout.csv', tolerance: 0.5 },
+      tasksDir,
+      timestamp: Date.now(),
+    });
+    expect(res.status).toBe('failed');
+    expect(res.reason).toContain(`which run ${honest.runId} produced, not this run`);
+    expect((await pyGetRun(mlflowUrl, runId)).metrics['eval.rmse']).toBeUndefined();
+  }, 120_000);
 });
