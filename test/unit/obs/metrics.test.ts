@@ -163,14 +163,16 @@ describe('metrics exposition', () => {
 });
 
 describe('endpoint templates', () => {
-  it('endpointTemplate: every path of openapi.yaml is its own template (the artifact path filled in)', () => {
+  it('endpointTemplate: every path of openapi.yaml is its own template (the artifact path and the logged model id filled in)', () => {
     const spec = parse(readFileSync(join(__dirname, '../../../src/mlflow/openapi.yaml'), 'utf8')) as {
       paths: Record<string, unknown>;
     };
     const paths = Object.keys(spec.paths);
     expect(paths.length).toBeGreaterThan(30);
     for (const p of paths) {
-      const url = `${BASE}${p.replace('{artifact_path}', '3/0a1b2c/artifacts/dir/file.txt')}?x=1`;
+      const url = `${BASE}${p
+        .replace('{artifact_path}', '3/0a1b2c/artifacts/dir/file.txt')
+        .replace('{model_id}', 'm-0123456789abcdef0123456789abcdef')}?x=1`;
       expect(endpointTemplate(url, BASE), p).toBe(p);
     }
   });
@@ -186,6 +188,10 @@ describe('endpoint templates', () => {
     expect(endpointTemplate(`${BASE}/get-artifact?path=x&run_uuid=abc`, BASE)).toBe('other');
     expect(endpointTemplate(`${BASE}/api/2.0/mlflow/runs/get/123`, BASE)).toBe('other');
     expect(endpointTemplate(`${BASE}/api/2.0/mlflow/runs/0a1b2c3d4e5f`, BASE)).toBe('other');
+    expect(endpointTemplate(`${BASE}/api/2.0/mlflow/logged-models/0a1b2c3d`, BASE)).toBe('other');
+    expect(endpointTemplate(`${BASE}/api/2.0/mlflow/logged-models/search`, BASE)).toBe(
+      '/api/2.0/mlflow/logged-models/search',
+    );
     expect(endpointTemplate('not a url', BASE)).toBe('other');
   });
 });
