@@ -7,7 +7,9 @@
  * before running: missing or extra input names, dtype, rank and fixed dimensions, each mismatch a
  * `MODEL_INPUT_MISMATCH` naming the input with expected vs given. A file onnxruntime refuses is
  * `MODEL_INVALID` naming the file. Large inputs are sent in chunks of `chunkRows` along dim 0 when
- * every output's first dim is dynamic (batched); otherwise in one call.
+ * every output's first dim is dynamic (batched); otherwise in one call. `close()` never terminates
+ * the thread inside a native run (that can crash the process): callers are released at once, and a
+ * busy thread ends after the chunk it is running.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -190,6 +192,9 @@ export async function openOnnxModel(dirOrFile: string, opts: OpenOptions = {}): 
     'message',
     (m: { id?: number; ok?: boolean; outputs?: Record<string, TensorValue>; error?: string }) => {
       if (m.id === undefined) return;
+      inflight--;
+      // A close() during a run ends the thread only now, between native calls.
+      if (closing && inflight === 0) void worker.terminate();
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
@@ -221,12 +226,16 @@ export async function openOnnxModel(dirOrFile: string, opts: OpenOptions = {}): 
     );
   }
   let nextId = 0;
+  // Runs posted to the thread and not answered yet (each is at most one chunk of native work).
+  let inflight = 0;
+  let closing = false;
   const call = (feeds: Record<string, TensorValue>) =>
     new Promise<Record<string, TensorValue>>((resolve, reject) => {
       if (failed) return reject(failed);
       const id = nextId++;
       pending.set(id, { resolve, reject });
       worker.ref();
+      inflight++;
       worker.postMessage({
         op: 'run',
         id,
@@ -274,7 +283,11 @@ export async function openOnnxModel(dirOrFile: string, opts: OpenOptions = {}): 
     },
     async close() {
       failAll(new RunwardenError('MODEL_INVALID', 'the model was closed'));
-      await worker.terminate();
+      closing = true;
+      // Terminating a thread inside onnxruntime's native run can take the whole process down:
+      // an idle thread ends now; a busy one ends when its current chunk answers (bounded work).
+      if (inflight === 0) await worker.terminate();
+      else worker.unref();
     },
   };
 }
