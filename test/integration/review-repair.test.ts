@@ -117,6 +117,9 @@ describe('review repair', () => {
     const childId = `${sweepId}-c1`;
     const runId = await newRun();
     const now = Date.now();
+    // The queue's connection has no offline queue: wait until it is ready before writing to it.
+    const conn = s.queue.redis;
+    if (conn.status !== 'ready') await new Promise((resolve) => conn.once('ready', resolve));
     await s.queue.redis
       .multi()
       .hset(
