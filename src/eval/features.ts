@@ -4,8 +4,12 @@
  * output names, and the target's scale (errors are measured in units of `target_scale.std`).
  * Contract §1 of issue 10; every window forecaster (builtin, Python, Node) follows it.
  */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ValidationError } from '../errors/index.js';
+import { capForEcho, RunwardenError, ValidationError } from '../errors/index.js';
 
 const name = z.string().min(1).max(200);
 
@@ -70,4 +74,33 @@ export function parseFeatureSpec(json: unknown): FeatureSpec {
   if (s.time_column !== undefined) spec.time_column = s.time_column;
   if (s.test_rows !== undefined) spec.test_rows = s.test_rows;
   return spec;
+}
+
+/** Where a forecaster's spec sits in its model folder. */
+export const FEATURES_FILE = 'features.json';
+
+/**
+ * The feature spec of the model folder `dir`: `features.json`, else the MLmodel's
+ * `metadata.runwarden_features`; undefined when the folder has neither (not a window forecaster).
+ * The one reader for the writer of MLmodel, the re-scorer and prediction. A spec that is not JSON or
+ * breaks the contract is `MODEL_INVALID` naming features.json and the fix.
+ */
+export async function readFeatureSpec(dir: string): Promise<FeatureSpec | undefined> {
+  const file = path.join(dir, FEATURES_FILE);
+  const mlmodel = path.join(dir, 'MLmodel');
+  try {
+    if (existsSync(file)) return parseFeatureSpec(JSON.parse(await readFile(file, 'utf8')));
+    if (!existsSync(mlmodel)) return undefined;
+    const doc = parseYaml(await readFile(mlmodel, 'utf8')) as {
+      metadata?: { runwarden_features?: unknown };
+    } | null;
+    const meta = doc?.metadata?.runwarden_features;
+    return meta === undefined ? undefined : parseFeatureSpec(meta);
+  } catch (err) {
+    throw new RunwardenError(
+      'MODEL_INVALID',
+      `${FEATURES_FILE}: ${capForEcho((err as Error).message, 300)}. Write it as docs/models.md describes ` +
+        '(kind, columns, target, lookback, input, output, target_scale) or leave it out.',
+    );
+  }
 }

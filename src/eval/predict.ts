@@ -8,11 +8,8 @@
  * column (several inputs named like the columns), as MLflow's ONNX pyfunc does. The result is a
  * predictions table (predictions.csv) and MLflow serving's `{"predictions": ...}` (predictions.json).
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { capForEcho, RunwardenError } from '../errors/index.js';
-import { parseFeatureSpec } from './features.js';
+import { readFeatureSpec } from './features.js';
 import { openOnnxModel } from './onnx-session.js';
 import { type Feed, type GivenTensor, type PredictInput, tableTensor, toFeed } from './request-shapes.js';
 import type { Table } from './table.js';
@@ -77,21 +74,6 @@ function outputsTable(outs: Record<string, Out>, rows: number): Table {
   return { columns, rows: table };
 }
 
-async function readFeatures(dir: string) {
-  const file = path.join(dir, 'features.json');
-  if (!existsSync(file)) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new RunwardenError(
-      'MODEL_INVALID',
-      `features.json is not JSON: ${capForEcho((err as Error).message, 200)}`,
-    );
-  }
-  return parseFeatureSpec(json);
-}
-
 /** Score `input` with the model in `dir` (a downloaded model folder). */
 export async function predictWithModel(
   dir: string,
@@ -99,7 +81,7 @@ export async function predictWithModel(
   opts: { field?: string; chunkRows?: number; threads?: number; signal?: AbortSignal } = {},
 ): Promise<Prediction> {
   const field = opts.field ?? 'data';
-  const features = await readFeatures(dir);
+  const features = await readFeatureSpec(dir);
   opts.signal?.throwIfAborted();
   const model = await openOnnxModel(dir, { threads: opts.threads });
   // An abort (cancel, timeout) closes the model: its worker thread ends and a pending run rejects.

@@ -3,14 +3,11 @@
  * run's `model/` artifact holding `model.onnx`) and its feature spec (`features.json`, else the
  * MLmodel's `metadata.runwarden_features`), which says how to turn a table into model input.
  */
-import { readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { capForEcho, RunwardenError, ValidationError } from '../errors/index.js';
 import { listArtifacts } from '../mlflow/artifacts.js';
 import type { MlflowClient } from '../mlflow/client.js';
 import { getLoggedModel, MODEL_ID_TAG } from '../tracking/logged-model.js';
-import { type FeatureSpec, parseFeatureSpec } from './features.js';
+import { type FeatureSpec, readFeatureSpec } from './features.js';
 
 export async function findModel(
   client: MlflowClient,
@@ -38,34 +35,8 @@ export async function findModel(
 }
 
 export async function readSpec(dir: string): Promise<FeatureSpec> {
-  const fj = path.join(dir, 'features.json');
-  if (
-    await stat(fj).then(
-      () => true,
-      () => false,
-    )
-  ) {
-    let json: unknown;
-    try {
-      json = JSON.parse(await readFile(fj, 'utf8'));
-    } catch (err) {
-      throw new ValidationError('features.json', `is not JSON (${(err as Error).message.slice(0, 200)}).`);
-    }
-    return parseFeatureSpec(json);
-  }
-  const mlmodel = path.join(dir, 'MLmodel');
-  if (
-    await stat(mlmodel).then(
-      () => true,
-      () => false,
-    )
-  ) {
-    const doc = parseYaml(await readFile(mlmodel, 'utf8')) as {
-      metadata?: { runwarden_features?: unknown };
-    } | null;
-    if (doc?.metadata?.runwarden_features !== undefined)
-      return parseFeatureSpec(doc.metadata.runwarden_features);
-  }
+  const spec = await readFeatureSpec(dir);
+  if (spec) return spec;
   throw new ValidationError(
     'features.json',
     'the model folder has no features.json (nor MLmodel metadata.runwarden_features), so the holdout cannot be turned into model input.',

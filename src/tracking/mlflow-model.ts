@@ -17,7 +17,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML, { Scalar } from 'yaml';
 import { capForEcho, RunwardenError } from '../errors/index.js';
-import { type FeatureSpec, parseFeatureSpec } from '../eval/features.js';
+import { type FeatureSpec, readFeatureSpec } from '../eval/features.js';
 import { type GraphValue, readGraphIo } from './onnx-graph-io.js';
 
 /** The environment an MLflow model written by runwarden declares (what `.venv` has: scripts/setup.sh). */
@@ -31,7 +31,6 @@ export const MODEL_ENV = {
 
 export const MLMODEL_FILE = 'MLmodel';
 export const ONNX_FILE = 'model.onnx';
-export const FEATURES_FILE = 'features.json';
 const EXAMPLE_FILE = 'input_example.json';
 const SERVING_EXAMPLE_FILE = 'serving_input_example.json';
 /** Largest input_example.json kept (bytes); a bigger one is replaced by a zeros example. */
@@ -145,20 +144,6 @@ async function folderBytes(dir: string): Promise<number> {
   return total;
 }
 
-async function readFeatures(dir: string): Promise<FeatureSpec | undefined> {
-  const file = path.join(dir, FEATURES_FILE);
-  if (!existsSync(file)) return undefined;
-  try {
-    return parseFeatureSpec(JSON.parse(await readFile(file, 'utf8')));
-  } catch (err) {
-    throw new RunwardenError(
-      'MODEL_INVALID',
-      `${FEATURES_FILE}: ${capForEcho((err as Error).message, 300)}. Write it as docs/models.md describes ` +
-        '(kind, columns, target, lookback, input, output, target_scale) or leave it out.',
-    );
-  }
-}
-
 /** MLflow's `utc_time_created`, single-quoted as MLflow writes it (unquoted, PyYAML reads a datetime). */
 function utcNow(): Scalar {
   const s = new Scalar(new Date().toISOString().replace('T', ' ').replace('Z', '000'));
@@ -197,7 +182,7 @@ export async function writeMlflowModel(
   opts: { modelId?: string } = {},
 ): Promise<MlflowModelInfo> {
   const sig = await readOnnxSignature(path.join(dir, ONNX_FILE));
-  const features = await readFeatures(dir);
+  const features = await readFeatureSpec(dir);
   const signature = { inputs: JSON.stringify(sig.inputs), outputs: JSON.stringify(sig.outputs) };
   const mlmodelFile = path.join(dir, MLMODEL_FILE);
   if (existsSync(mlmodelFile)) {
